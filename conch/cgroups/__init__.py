@@ -1,0 +1,189 @@
+"""cgroups: one interface, one driver per hierarchy layout.
+
+A Manager knows the container's directory in each hierarchy and can create
+it, put a process in it, list its processes, freeze it, and remove it.
+``linux.cgroupsPath`` is read as runc reads it for cgroupfs: an absolute path
+is taken from the hierarchy's root, a relative one (and the default, the
+container id) from the runtime's own cgroup in that hierarchy.
+
+Layouts: v1 (one mount per controller under /sys/fs/cgroup, this VM, where
+/sys/fs/cgroup/unified is a controller-less cgroup2 mount), and v2 (one
+unified hierarchy at /sys/fs/cgroup). The hierarchies are read from
+/proc/self/cgroup, one small file, rather than from mountinfo.
+"""
+
+import os
+
+from ..errors import ConchError
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _own_cgroups():
+    """{hierarchy dir name: our own path in it} from /proc/self/cgroup."""
+    out = {}
+    with open("/proc/self/cgroup", "rb") as f:
+        for line in f.read().decode().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if not ctrls:
+                out[""] = path
+            else:
+                out[ctrls.replace("name=", "")] = path
+    return out
+
+
+def _check_path(cgpath):
+    if ".." in cgpath.split("/"):
+        raise ConchError(f"linux.cgroupsPath: must not contain '..': {cgpath!r}")
+
+
+def _write(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data if isinstance(data, bytes) else str(data).encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class Manager:
+    """The container's cgroup directories: {hierarchy: absolute dir}."""
+
+    version = 1
+
+    def __init__(self, dirs):
+        self.dirs = dirs
+
+    # --- state.json round trip ---
+    def to_state(self):
+        return {"version": self.version, "dirs": self.dirs}
+
+    @classmethod
+    def from_state(cls, d):
+        if not d:
+            return None
+        return (V2Manager if d.get("version") == 2 else V1Manager)(d.get("dirs", {}))
+
+    def create(self):
+        made = []
+        try:
+            for name, path in self.dirs.items():
+                if not os.path.isdir(path):
+                    os.makedirs(path, 0o755, exist_ok=True)
+                    made.append(path)
+                self._init_dir(name, path)
+        except OSError as e:
+            self.dirs = {k: v for k, v in self.dirs.items() if v in made}
+            self.destroy()
+            raise ConchError(f"cgroup {e.filename}: {e.strerror}") from None
+
+    def _init_dir(self, name, path):
+        pass
+
+    def join(self, pid=0):
+        for path in self.dirs.values():
+            _write(os.path.join(path, "cgroup.procs"), pid)
+
+    def procs(self):
+        pids = set()
+        for path in self.dirs.values():
+            try:
+                data = _read(os.path.join(path, "cgroup.procs"))
+            except OSError:
+                continue
+            pids.update(int(x) for x in data.split())
+            break
+        return sorted(pids)
+
+    def destroy(self):
+        """Remove the directories (deepest first); tolerate ones already gone."""
+        import time
+        left = []
+        for path in self.dirs.values():
+            for attempt in range(50):
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno == 16 and attempt < 49:  # EBUSY: exiting tasks still charged
+                        time.sleep(0.002 * (attempt + 1))
+                        continue
+                    left.append(f"{path}: {e.strerror}")
+                    break
+        if left:
+            raise ConchError("removing cgroup " + "; ".join(left))
+
+    @property
+    def freezer_files(self):
+        return []
+
+
+class V1Manager(Manager):
+    version = 1
+
+    @classmethod
+    def for_path(cls, cgpath, cid):
+        own = _own_cgroups()
+        dirs = {}
+        for name, mypath in own.items():
+            if not name:
+                continue  # the hybrid cgroup2 mount has no controllers here
+            mount = os.path.join(CGROUP_ROOT, name)
+            if not os.path.isdir(mount):
+                continue
+            if cgpath.startswith("/"):
+                dirs[name] = os.path.normpath(mount + cgpath)
+            else:
+                dirs[name] = os.path.normpath(os.path.join(mount + mypath, cgpath or cid))
+        return cls(dirs)
+
+    def _init_dir(self, name, path):
+        if "cpuset" in name.split(","):
+            # a new cpuset cgroup starts empty; a task cannot join until it has cpus and mems
+            parent = os.path.dirname(path)
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if not _read(os.path.join(path, f)).strip():
+                    if not _read(os.path.join(parent, f)).strip():
+                        self._init_dir(name, parent)
+                    _write(os.path.join(path, f), _read(os.path.join(parent, f)).strip() or b"0")
+
+    @property
+    def freezer_files(self):
+        p = self.dirs.get("freezer")
+        return [os.path.join(p, "freezer.state")] if p else []
+
+
+class V2Manager(Manager):
+    version = 2
+
+    @classmethod
+    def for_path(cls, cgpath, cid):
+        own = _own_cgroups().get("", "/")
+        if cgpath.startswith("/"):
+            path = os.path.normpath(CGROUP_ROOT + cgpath)
+        else:
+            path = os.path.normpath(os.path.join(CGROUP_ROOT + own, cgpath or cid))
+        return cls({"": path})
+
+    @property
+    def freezer_files(self):
+        return [os.path.join(self.dirs[""], "cgroup.freeze")]
+
+
+def is_v2_host():
+    """True when /sys/fs/cgroup itself is the unified hierarchy."""
+    return os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
+
+
+def manager_for(cgpath, cid):
+    _check_path(cgpath)
+    if ":" in cgpath and not cgpath.startswith("/"):
+        raise ConchError(f"linux.cgroupsPath: {cgpath!r} is a systemd path "
+                         "(slice:prefix:name); it needs --systemd-cgroup, which is not supported yet")
+    return (V2Manager if is_v2_host() else V1Manager).for_path(cgpath, cid)

@@ -1,0 +1,179 @@
+"""The conch command line: global flags, then one module per command.
+
+Only the module of the command given is imported. Errors are reported as runc
+reports them, because engines match their text: with --log, the bare message
+on stderr and one line in the log file (JSON {"level","msg","time"} or
+logrus text); without --log, a logrus text line on stderr.
+"""
+
+import os
+import sys
+import time
+
+from ..errors import ConchError
+from .args import BOOL, STR, UsageError, parse
+
+COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "spec",
+            "features", "ps", "exec", "pause", "resume", "update", "events",
+            "checkpoint", "restore")
+IMPLEMENTED = ("create", "start", "run", "state", "list", "kill", "delete", "spec",
+               "features")
+
+GLOBAL = {
+    "--root": ("root", STR),
+    "--log": ("log", STR),
+    "--log-format": ("log_format", STR),
+    "--debug": ("debug", BOOL),
+    "--systemd-cgroup": ("systemd_cgroup", BOOL),
+    "--rootless": ("rootless", STR),
+    "--criu": ("criu", STR),
+    "--version": ("version", BOOL),
+    "-v": ("version", BOOL),
+    "--help": ("help", BOOL),
+    "-h": ("help", BOOL),
+}
+
+USAGE = """\
+NAME:
+   conch - an OCI container runtime, in Python
+
+USAGE:
+   conch [global options] command [command options] [arguments...]
+
+COMMANDS:
+   create     create a container
+   start      executes the user defined process in a created container
+   run        create and run a container
+   state      output the state of a container
+   list       lists containers started by conch with the given root
+   kill       kill sends the specified signal (default: SIGTERM) to the container's init process
+   delete     delete any resources held by the container often used with detached container
+   spec       create a new specification file
+   features   show the enabled features
+
+GLOBAL OPTIONS:
+   --root value        root directory for storage of container state (default: "/run/conch")
+   --log value         set the log file to write conch logs to (default is '/dev/stderr')
+   --log-format value  set the log format ('text' (default), or 'json') (default: "text")
+   --debug             enable debug logging
+   --systemd-cgroup    enable systemd cgroup support (not supported yet)
+   --rootless value    ignore cgroup permission errors ('true', 'false', or 'auto') (default: "auto")
+   --criu value        path to the criu binary used for checkpoint and restore (default: "criu")
+   --help, -h          show help
+   --version, -v       print the version
+"""
+
+
+class Context:
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless", "criu")
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _logfmt(level, msg):
+    q = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'time="{_now()}" level={level} msg="{q}"\n'
+
+
+def log(ctx, level, msg):
+    if ctx is not None and ctx.log:
+        if ctx.log_format == "json":
+            from .. import jsonlite
+            line = jsonlite.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
+        else:
+            line = _logfmt(level, msg)
+        try:
+            fd = os.open(ctx.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        if level == "error":
+            os.write(2, (msg + "\n").encode())
+    else:
+        os.write(2, _logfmt(level, msg).encode())
+
+
+def version_text():
+    from .. import SPEC_VERSION, __version__
+    return (f"conch version {__version__}\ncommit: {_commit()}\nspec: {SPEC_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n")
+
+
+def _commit():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        with open(os.path.join(here, "COMMIT"), "r") as f:
+            return f.read().strip()
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(os.path.dirname(here), ".git", "HEAD")) as f:
+            head = f.read().strip()
+        if head.startswith("ref: "):
+            with open(os.path.join(os.path.dirname(here), ".git", head[5:])) as f:
+                return f.read().strip()[:12]
+        return head[:12]
+    except OSError:
+        return "unknown"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    ctx = Context()
+    try:
+        g, rest = parse(argv, GLOBAL, stop_at_first_positional=True)
+    except UsageError as e:
+        os.write(2, f"{e}\n".encode())
+        sys.exit(1)
+    ctx.log = g["log"]
+    ctx.log_format = g["log_format"] or "text"
+    ctx.debug = g["debug"]
+    ctx.systemd_cgroup = g["systemd_cgroup"]
+    ctx.rootless = g["rootless"] or "auto"
+    ctx.criu = g["criu"] or "criu"
+    if ctx.log_format not in ("text", "json"):
+        log(None, "error", f"unknown log-format {ctx.log_format!r}")
+        sys.exit(1)
+    if g["version"]:
+        os.write(1, version_text().encode())
+        sys.exit(0)
+    if not rest or g["help"] and not rest:
+        os.write(1, USAGE.encode())
+        sys.exit(0)
+    cmd, args = rest[0], rest[1:]
+    if cmd == "help":
+        cmd, args = (args[0], ["--help"]) if args else ("", [])
+        if not cmd:
+            os.write(1, USAGE.encode())
+            sys.exit(0)
+    if cmd not in COMMANDS:
+        log(ctx, "error", f"No help topic for '{cmd}'")
+        sys.exit(1)
+    if cmd not in IMPLEMENTED:
+        log(ctx, "error", f"{cmd}: not implemented yet in conch")
+        sys.exit(1)
+    from ..state import default_root
+    ctx.root = os.path.abspath(g["root"]) if g["root"] else default_root()
+    mod = __import__(f"conch.cli.{cmd}", fromlist=["run"])
+    if "--help" in args or "-h" in args:
+        os.write(1, mod.HELP.encode())
+        sys.exit(0)
+    try:
+        if ctx.systemd_cgroup and cmd in ("create", "run"):
+            raise ConchError("--systemd-cgroup: the systemd cgroup driver is not supported yet")
+        rc = mod.run(ctx, args)
+    except ConchError as e:
+        msg = str(e)
+        if cmd in ("create", "run") and not isinstance(e, UsageError):
+            msg = f"conch {cmd} failed: {msg}"
+        log(ctx, "error", msg)
+        rc = 1
+    except KeyboardInterrupt:
+        rc = 130
+    sys.stdout.flush()
+    sys.exit(rc or 0)

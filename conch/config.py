@@ -1,0 +1,519 @@
+"""config.json (OCI runtime-spec 1.2, Linux) read into plain checked objects.
+
+Everything the container init needs is decided here, before any fork: types
+checked, names translated to numbers (capabilities, rlimits, mount flags,
+namespace types), paths made absolute. A wrong field raises ConfigError with
+the field's path, e.g. ``process.user.uid: expected integer, got "x"``.
+The init then only acts; it never parses.
+"""
+
+import os
+
+from . import jsonlite
+from .errors import ConfigError, describe
+
+# --- tables -----------------------------------------------------------------
+
+CAPS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+    "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
+    "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+CAP_NUMBERS = {name: i for i, name in enumerate(CAPS)}
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+# namespace type -> (clone flag, /proc/PID/ns name)
+NAMESPACES = {
+    "pid": (0x20000000, "pid"),
+    "network": (0x40000000, "net"),
+    "mount": (0x00020000, "mnt"),
+    "ipc": (0x08000000, "ipc"),
+    "uts": (0x04000000, "uts"),
+    "user": (0x10000000, "user"),
+    "cgroup": (0x02000000, "cgroup"),
+    "time": (0x00000080, "time"),
+}
+
+# mount option -> (clear?, MS_ flag)
+MOUNT_FLAGS = {
+    "async": (True, 0x10), "sync": (False, 0x10),
+    "atime": (True, 0x400), "noatime": (False, 0x400),
+    "defaults": (False, 0),
+    "dev": (True, 0x4), "nodev": (False, 0x4),
+    "diratime": (True, 0x800), "nodiratime": (False, 0x800),
+    "dirsync": (False, 0x80),
+    "exec": (True, 0x8), "noexec": (False, 0x8),
+    "iversion": (False, 1 << 23), "noiversion": (True, 1 << 23),
+    "lazytime": (False, 1 << 25), "nolazytime": (True, 1 << 25),
+    "loud": (True, 0x8000), "silent": (False, 0x8000),
+    "mand": (False, 0x40), "nomand": (True, 0x40),
+    "relatime": (False, 1 << 21), "norelatime": (True, 1 << 21),
+    "strictatime": (False, 1 << 24), "nostrictatime": (True, 1 << 24),
+    "remount": (False, 0x20),
+    "ro": (False, 0x1), "rw": (True, 0x1),
+    "suid": (True, 0x2), "nosuid": (False, 0x2),
+    "symfollow": (True, 0x100), "nosymfollow": (False, 0x100),
+    "bind": (False, 0x1000), "rbind": (False, 0x1000 | 0x4000),
+}
+PROPAGATION = {
+    "private": 1 << 18, "rprivate": (1 << 18) | 0x4000,
+    "shared": 1 << 20, "rshared": (1 << 20) | 0x4000,
+    "slave": 1 << 19, "rslave": (1 << 19) | 0x4000,
+    "unbindable": 1 << 17, "runbindable": (1 << 17) | 0x4000,
+}
+# recursive mount attributes (mount_setattr with AT_RECURSIVE): option -> (clear?, attr)
+RECURSIVE_ATTRS = {
+    "rro": (False, 0x1), "rrw": (True, 0x1),
+    "rnosuid": (False, 0x2), "rsuid": (True, 0x2),
+    "rnodev": (False, 0x4), "rdev": (True, 0x4),
+    "rnoexec": (False, 0x8), "rexec": (True, 0x8),
+    "rnodiratime": (False, 0x80), "rdiratime": (True, 0x80),
+    "rrelatime": (False, 0x0), "rnorelatime": (True, 0x0),
+    "rnoatime": (False, 0x10), "ratime": (True, 0x10),
+    "rstrictatime": (False, 0x20), "rnostrictatime": (True, 0x20),
+    "rnosymfollow": (False, 0x200000), "rsymfollow": (True, 0x200000),
+}
+EXTRA_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# --- checked access ---------------------------------------------------------
+
+def _expect(field, what, value):
+    raise ConfigError(field, f"expected {what}, got {describe(value)}")
+
+
+def _obj(d, key, field, required=False):
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise ConfigError(field, "missing")
+        return {}
+    if not isinstance(v, dict):
+        _expect(field, "object", v)
+    return v
+
+
+def _list(d, key, field, required=False):
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise ConfigError(field, "missing")
+        return []
+    if not isinstance(v, list):
+        _expect(field, "array", v)
+    return v
+
+
+def _str(d, key, field, required=False, default=""):
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise ConfigError(field, "missing")
+        return default
+    if not isinstance(v, str):
+        _expect(field, "string", v)
+    return v
+
+
+def _int(d, key, field, required=False, default=None, lo=None, hi=None):
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise ConfigError(field, "missing")
+        return default
+    if isinstance(v, bool) or not isinstance(v, int):
+        _expect(field, "integer", v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(field, f"{v} is out of range")
+    return v
+
+
+def _bool(d, key, field, default=False):
+    v = d.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        _expect(field, "boolean", v)
+    return v
+
+
+def _strlist(d, key, field, required=False):
+    items = _list(d, key, field, required)
+    for i, s in enumerate(items):
+        if not isinstance(s, str):
+            _expect(f"{field}[{i}]", "string", s)
+    return items
+
+
+U32 = 0xFFFFFFFF
+
+
+# --- the model --------------------------------------------------------------
+
+class Mount:
+    __slots__ = ("destination", "type", "source", "options", "flags", "clear",
+                 "propagation", "rec_set", "rec_clr", "data", "bind", "extra",
+                 "uid_mappings", "gid_mappings")
+
+    def __repr__(self):
+        return f"Mount({self.type} {self.source} -> {self.destination})"
+
+
+class User:
+    __slots__ = ("uid", "gid", "umask", "additional_gids", "username")
+
+
+class Process:
+    __slots__ = ("terminal", "console_size", "user", "args", "env", "cwd",
+                 "caps", "rlimits", "no_new_privileges", "oom_score_adj",
+                 "apparmor", "selinux_label", "command_line", "io_priority",
+                 "scheduler", "exec_cpu_affinity")
+
+
+class Hook:
+    __slots__ = ("path", "args", "env", "timeout")
+
+
+class Config:
+    """A checked config.json. `raw` keeps the document for hooks and later issues."""
+
+    __slots__ = ("raw", "bundle", "oci_version", "root", "root_readonly",
+                 "hostname", "domainname", "mounts", "process", "hooks",
+                 "annotations", "namespaces", "uid_mappings", "gid_mappings",
+                 "devices", "cgroups_path", "resources", "rootfs_propagation",
+                 "masked_paths", "readonly_paths", "sysctl", "seccomp",
+                 "mount_label", "time_offsets", "personality")
+
+    def ns_flags(self, with_path=False):
+        flags = 0
+        for typ, path in self.namespaces:
+            if bool(path) == with_path:
+                flags |= NAMESPACES[typ][0]
+        return flags
+
+    def has_ns(self, typ):
+        return any(t == typ for t, _ in self.namespaces)
+
+    def ns_path(self, typ):
+        for t, p in self.namespaces:
+            if t == typ:
+                return p
+        return None
+
+
+def load(bundle):
+    """Read bundle/config.json; raise ConfigError naming the field at fault."""
+    bundle = os.path.abspath(bundle)
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError("", f"config.json: no such file in bundle {bundle}") from None
+    except OSError as e:
+        raise ConfigError("", f"config.json: {e.strerror}") from None
+    try:
+        raw = jsonlite.loads(data)
+    except jsonlite.JSONError as e:
+        raise ConfigError("config.json", f"invalid JSON: {e}") from None
+    return parse(raw, bundle)
+
+
+def parse(raw, bundle):
+    if not isinstance(raw, dict):
+        _expect("config.json", "object", raw)
+    c = Config()
+    c.raw = raw
+    c.bundle = bundle
+    c.oci_version = _str(raw, "ociVersion", "ociVersion", required=True)
+
+    root = _obj(raw, "root", "root", required=True)
+    rp = _str(root, "path", "root.path", required=True)
+    if not rp:
+        raise ConfigError("root.path", "must not be empty")
+    c.root = os.path.normpath(os.path.join(bundle, rp))
+    c.root_readonly = _bool(root, "readonly", "root.readonly")
+    if not os.path.isdir(c.root):
+        raise ConfigError("root.path", f"rootfs {c.root} is not a directory")
+
+    c.hostname = _str(raw, "hostname", "hostname")
+    c.domainname = _str(raw, "domainname", "domainname")
+    c.annotations = _obj(raw, "annotations", "annotations")
+    for k, v in c.annotations.items():
+        if not isinstance(v, str):
+            _expect(f"annotations.{k}", "string", v)
+
+    c.mounts = [parse_mount(m, f"mounts[{i}]", bundle)
+                for i, m in enumerate(_list(raw, "mounts", "mounts"))]
+    c.process = parse_process(raw.get("process"), "process") if "process" in raw else None
+    c.hooks = parse_hooks(_obj(raw, "hooks", "hooks"))
+
+    linux = _obj(raw, "linux", "linux")
+    c.namespaces = []
+    seen = set()
+    for i, ns in enumerate(_list(linux, "namespaces", "linux.namespaces")):
+        f = f"linux.namespaces[{i}]"
+        if not isinstance(ns, dict):
+            _expect(f, "object", ns)
+        typ = _str(ns, "type", f + ".type", required=True)
+        if typ not in NAMESPACES:
+            raise ConfigError(f + ".type", f"unknown namespace type {describe(typ)}")
+        if typ in seen:
+            raise ConfigError(f + ".type", f"namespace {typ} given twice")
+        seen.add(typ)
+        p = _str(ns, "path", f + ".path")
+        if p and not os.path.isabs(p):
+            raise ConfigError(f + ".path", f"must be an absolute path, got {describe(p)}")
+        c.namespaces.append((typ, p))
+    c.uid_mappings = _idmaps(linux, "uidMappings", "linux.uidMappings")
+    c.gid_mappings = _idmaps(linux, "gidMappings", "linux.gidMappings")
+    if (c.uid_mappings or c.gid_mappings) and not c.has_ns("user"):
+        raise ConfigError("linux.uidMappings", "set, but there is no user namespace")
+    if c.has_ns("user") and not c.ns_path("user") and not (c.uid_mappings and c.gid_mappings):
+        raise ConfigError("linux.uidMappings",
+                          "a new user namespace needs uidMappings and gidMappings")
+    if c.hostname and not c.has_ns("uts"):
+        raise ConfigError("hostname", "set, but there is no new uts namespace")
+    c.devices = [_device(d, f"linux.devices[{i}]")
+                 for i, d in enumerate(_list(linux, "devices", "linux.devices"))]
+    c.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
+    c.resources = _obj(linux, "resources", "linux.resources")
+    prop = _str(linux, "rootfsPropagation", "linux.rootfsPropagation")
+    if prop and prop not in PROPAGATION:
+        raise ConfigError("linux.rootfsPropagation", f"unknown propagation {describe(prop)}")
+    c.rootfs_propagation = PROPAGATION.get(prop, 0)
+    c.masked_paths = _abspaths(linux, "maskedPaths", "linux.maskedPaths")
+    c.readonly_paths = _abspaths(linux, "readonlyPaths", "linux.readonlyPaths")
+    sysctl = _obj(linux, "sysctl", "linux.sysctl")
+    c.sysctl = []
+    for k, v in sysctl.items():
+        if not isinstance(v, str):
+            _expect(f"linux.sysctl.{k}", "string", v)
+        if not k or "/" in k or ".." in k.split("."):
+            raise ConfigError(f"linux.sysctl.{k}", "invalid sysctl name")
+        c.sysctl.append((k, v))
+    c.seccomp = linux.get("seccomp")
+    c.mount_label = _str(linux, "mountLabel", "linux.mountLabel")
+    c.time_offsets = _obj(linux, "timeOffsets", "linux.timeOffsets")
+    c.personality = linux.get("personality")
+    return c
+
+
+def _abspaths(d, key, field):
+    paths = _strlist(d, key, field)
+    for i, p in enumerate(paths):
+        if not p.startswith("/"):
+            raise ConfigError(f"{field}[{i}]", f"must be an absolute path, got {describe(p)}")
+    return paths
+
+
+def _idmaps(d, key, field):
+    out = []
+    for i, m in enumerate(_list(d, key, field)):
+        f = f"{field}[{i}]"
+        if not isinstance(m, dict):
+            _expect(f, "object", m)
+        out.append((_int(m, "containerID", f + ".containerID", True, lo=0, hi=U32),
+                    _int(m, "hostID", f + ".hostID", True, lo=0, hi=U32),
+                    _int(m, "size", f + ".size", True, lo=1, hi=U32)))
+    return out
+
+
+def _device(d, field):
+    if not isinstance(d, dict):
+        _expect(field, "object", d)
+    path = _str(d, "path", field + ".path", required=True)
+    if not path.startswith("/dev/") or ".." in path.split("/"):
+        raise ConfigError(field + ".path", f"must be a path under /dev, got {describe(path)}")
+    typ = _str(d, "type", field + ".type", required=True)
+    if typ not in ("c", "b", "u", "p"):
+        raise ConfigError(field + ".type", f"unknown device type {describe(typ)}")
+    major = _int(d, "major", field + ".major", required=typ != "p", default=0, lo=0)
+    minor = _int(d, "minor", field + ".minor", required=typ != "p", default=0, lo=0)
+    mode = _int(d, "fileMode", field + ".fileMode", default=0o666, lo=0, hi=0o7777)
+    uid = _int(d, "uid", field + ".uid", default=0, lo=0, hi=U32)
+    gid = _int(d, "gid", field + ".gid", default=0, lo=0, hi=U32)
+    return (path, typ, major, minor, mode, uid, gid)
+
+
+def parse_mount(m, field, bundle):
+    if not isinstance(m, dict):
+        _expect(field, "object", m)
+    mt = Mount()
+    dest = _str(m, "destination", field + ".destination", required=True)
+    if not dest.startswith("/"):
+        # runc accepts relative destinations as relative to /; so do we
+        dest = "/" + dest
+    if ".." in dest.split("/"):
+        raise ConfigError(field + ".destination", f"must not contain '..': {describe(dest)}")
+    mt.destination = os.path.normpath(dest)
+    mt.type = _str(m, "type", field + ".type")
+    src = _str(m, "source", field + ".source")
+    mt.options = _strlist(m, "options", field + ".options")
+    mt.flags = 0
+    mt.clear = 0
+    mt.propagation = []
+    mt.rec_set = 0
+    mt.rec_clr = 0
+    mt.extra = []
+    data = []
+    for opt in mt.options:
+        if opt in MOUNT_FLAGS:
+            clear, flag = MOUNT_FLAGS[opt]
+            if clear:
+                mt.flags &= ~flag
+                mt.clear |= flag
+            else:
+                mt.flags |= flag
+                mt.clear &= ~flag
+        elif opt in PROPAGATION:
+            mt.propagation.append(PROPAGATION[opt])
+        elif opt in RECURSIVE_ATTRS:
+            clear, attr = RECURSIVE_ATTRS[opt]
+            if opt in ("ratime", "rnorelatime", "rnostrictatime") or (clear and attr == 0):
+                mt.rec_clr |= 0x70
+            elif attr in (0x0, 0x10, 0x20):  # an atime mode replaces the others
+                mt.rec_clr |= 0x70
+                mt.rec_set |= attr
+            elif clear:
+                mt.rec_clr |= attr
+            else:
+                mt.rec_set |= attr
+        elif opt in EXTRA_OPTIONS:
+            mt.extra.append(opt)
+        else:
+            data.append(opt)
+    mt.data = ",".join(data)
+    mt.bind = bool(mt.flags & 0x1000) or mt.type == "bind"
+    if mt.bind:
+        mt.flags |= 0x1000
+        if not src:
+            raise ConfigError(field + ".source", "a bind mount needs a source")
+        src = os.path.join(bundle, src)
+    elif not mt.type:
+        raise ConfigError(field + ".type", "missing (only bind mounts may omit it)")
+    mt.source = src
+    mt.uid_mappings = _idmaps(m, "uidMappings", field + ".uidMappings")
+    mt.gid_mappings = _idmaps(m, "gidMappings", field + ".gidMappings")
+    return mt
+
+
+def parse_process(p, field="process"):
+    if not isinstance(p, dict):
+        _expect(field, "object", p)
+    pr = Process()
+    pr.terminal = _bool(p, "terminal", field + ".terminal")
+    cs = _obj(p, "consoleSize", field + ".consoleSize")
+    pr.console_size = ((_int(cs, "height", field + ".consoleSize.height", True, lo=0, hi=0xFFFF),
+                        _int(cs, "width", field + ".consoleSize.width", True, lo=0, hi=0xFFFF))
+                       if cs else None)
+    u = _obj(p, "user", field + ".user")
+    user = User()
+    user.uid = _int(u, "uid", field + ".user.uid", default=0, lo=0, hi=U32)
+    user.gid = _int(u, "gid", field + ".user.gid", default=0, lo=0, hi=U32)
+    user.umask = _int(u, "umask", field + ".user.umask", lo=0, hi=0o777)
+    gids = _list(u, "additionalGids", field + ".user.additionalGids")
+    for i, g in enumerate(gids):
+        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= U32:
+            _expect(f"{field}.user.additionalGids[{i}]", "integer", g)
+    user.additional_gids = gids
+    user.username = _str(u, "username", field + ".user.username")
+    pr.user = user
+    pr.args = _strlist(p, "args", field + ".args")
+    pr.command_line = _str(p, "commandLine", field + ".commandLine")
+    if not pr.args:
+        raise ConfigError(field + ".args", "must contain at least one element")
+    if not pr.args[0]:
+        raise ConfigError(field + ".args[0]", "must not be empty")
+    pr.env = _strlist(p, "env", field + ".env")
+    pr.cwd = _str(p, "cwd", field + ".cwd", required=True)
+    if not pr.cwd.startswith("/"):
+        raise ConfigError(field + ".cwd", f"must be an absolute path, got {describe(pr.cwd)}")
+    caps = p.get("capabilities")
+    if caps is None:
+        pr.caps = None
+    else:
+        if not isinstance(caps, dict):
+            _expect(field + ".capabilities", "object", caps)
+        pr.caps = tuple(cap_mask(caps, s, f"{field}.capabilities.{s}")
+                        for s in ("bounding", "effective", "permitted", "inheritable", "ambient"))
+    pr.rlimits = []
+    seen = set()
+    for i, r in enumerate(_list(p, "rlimits", field + ".rlimits")):
+        f = f"{field}.rlimits[{i}]"
+        if not isinstance(r, dict):
+            _expect(f, "object", r)
+        typ = _str(r, "type", f + ".type", required=True)
+        if typ not in RLIMITS:
+            raise ConfigError(f + ".type", f"unknown rlimit {describe(typ)}")
+        if typ in seen:
+            raise ConfigError(f + ".type", f"{typ} given twice")
+        seen.add(typ)
+        hard = _int(r, "hard", f + ".hard", required=True, lo=0, hi=0xFFFFFFFFFFFFFFFF)
+        soft = _int(r, "soft", f + ".soft", required=True, lo=0, hi=0xFFFFFFFFFFFFFFFF)
+        pr.rlimits.append((RLIMITS[typ], _rlim(soft), _rlim(hard)))
+    pr.no_new_privileges = _bool(p, "noNewPrivileges", field + ".noNewPrivileges")
+    pr.oom_score_adj = _int(p, "oomScoreAdj", field + ".oomScoreAdj", lo=-1000, hi=1000)
+    pr.apparmor = _str(p, "apparmorProfile", field + ".apparmorProfile")
+    pr.selinux_label = _str(p, "selinuxLabel", field + ".selinuxLabel")
+    pr.io_priority = p.get("ioPriority")
+    pr.scheduler = p.get("scheduler")
+    pr.exec_cpu_affinity = p.get("execCPUAffinity")
+    return pr
+
+
+def _rlim(v):
+    # RLIM_INFINITY is ~0 in the spec's uint64; Python's resource module wants -1
+    return -1 if v >= 0xFFFFFFFFFFFFFFFF else v
+
+
+def cap_mask(caps, key, field):
+    mask = 0
+    for i, name in enumerate(_strlist(caps, key, field)):
+        n = CAP_NUMBERS.get(name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper())
+        if n is None:
+            raise ConfigError(f"{field}[{i}]", f"unknown capability {describe(name)}")
+        mask |= 1 << n
+    return mask
+
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer",
+              "poststart", "poststop")
+
+
+def parse_hooks(h):
+    out = {}
+    for kind in HOOK_KINDS:
+        hooks = []
+        for i, d in enumerate(_list(h, kind, f"hooks.{kind}")):
+            f = f"hooks.{kind}[{i}]"
+            if not isinstance(d, dict):
+                _expect(f, "object", d)
+            hk = Hook()
+            hk.path = _str(d, "path", f + ".path", required=True)
+            if not hk.path.startswith("/"):
+                raise ConfigError(f + ".path", f"must be an absolute path, got {describe(hk.path)}")
+            hk.args = _strlist(d, "args", f + ".args") or [hk.path]
+            hk.env = _strlist(d, "env", f + ".env")
+            hk.timeout = _int(d, "timeout", f + ".timeout", lo=1)
+            hooks.append(hk)
+        if hooks:
+            out[kind] = hooks
+    return out

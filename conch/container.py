@@ -1,0 +1,477 @@
+"""The container lifecycle, as a library: create, start, kill, delete, state.
+
+The command modules in conch/cli are thin shells over these functions; a
+Python program can call them directly::
+
+    from conch.container import create, start, delete
+    c = create("/run/conch", "web", "/srv/bundles/web")
+    start(c.root, c.id)
+"""
+
+import _socket
+import os
+
+from . import cgroups, config, hooks, sync
+from . import syscalls as sc
+from .errors import ConchError, ConfigError, NotExist
+from .state import START_SOCK, State, proc_stat, utc_now
+
+
+def _warn(msg):
+    os.write(2, f"conch: warning: {msg}\n".encode())
+
+
+def _unix_path(dirpath, name, keep):
+    """A sun_path for dirpath/name: the path itself when it fits in 108 bytes,
+    else through /proc/self/fd of an O_PATH fd of the directory (kept in `keep`)."""
+    full = os.path.join(dirpath, name)
+    if len(full) < 100:
+        return full
+    fd = os.open(dirpath, sc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    keep.append(fd)
+    return f"/proc/self/fd/{fd}/{name}"
+
+
+def write_pid_file(path, pid):
+    """Bare digits, no newline, written to a temporary file and renamed into place."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def write_idmaps(pid, cfg):
+    for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
+        data = "".join(f"{c} {h} {n}\n" for c, h, n in maps).encode()
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data)
+        except OSError as e:
+            raise ConchError(f"linux.{name[0]}idMappings: writing {name}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+class Launch:
+    """A container being created: the init's pid and the parent's end of the sync socket."""
+
+    __slots__ = ("state", "pid", "sock", "cgroup", "config", "console_master")
+
+
+def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
+           preserve_fds=0, keep_sock=False, console_pair=False):
+    """Create a container and leave its init waiting for start; return a Launch.
+
+    With keep_sock the sync socket stays open (`run` starts through it). On any
+    failure nothing is left: no state dir, cgroup, or process."""
+    bundle = os.path.abspath(bundle or ".")
+    cfg = config.load(bundle)
+    proc = cfg.process
+    if proc is None:
+        raise ConfigError("process", "missing")
+    if not cfg.has_ns("mount"):
+        raise ConfigError("linux.namespaces", "a mount namespace is required")
+    if proc.terminal and not console_socket and not console_pair:
+        raise ConchError("cannot allocate tty if conch will detach without setting console socket")
+    if console_socket and not proc.terminal:
+        raise ConchError("cannot use console socket if conch will not detach or allocate tty")
+    try:
+        os.chdir(bundle)  # as runc: hooks run in the bundle directory
+    except OSError as e:
+        raise ConchError(f"bundle {bundle}: {e.strerror}") from None
+
+    st = State.claim(root, cid)
+    lc = Launch()
+    lc.state = st
+    lc.pid = 0
+    lc.sock = None
+    lc.config = cfg
+    lc.console_master = None
+    mgr = None
+    child = 0
+    fds = []
+    socks = []
+    console_mine = None
+    try:
+        mgr = cgroups.manager_for(cfg.cgroups_path, cid)
+        st.data = {
+            "ociVersion": cfg.oci_version, "id": cid, "pid": 0, "bundle": bundle,
+            "rootfs": cfg.root, "created": utc_now(), "owner": "",
+            "annotations": cfg.annotations, "cgroup": mgr.to_state(),
+            "freezer": mgr.freezer_files, "own_pidns": cfg.has_ns("pid") and not cfg.ns_path("pid"),
+            "hooks": {k: cfg.raw["hooks"][k] for k in ("poststart", "poststop")
+                      if k in cfg.hooks},
+        }
+        st.save()  # before anything else exists: `delete --force` can undo a killed create
+        mgr.create()
+
+        a = _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds)
+        if console_socket:
+            cs = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            socks.append(cs)
+            try:
+                cs.connect(console_socket)
+            except OSError as e:
+                raise ConchError(f"connecting to console socket {console_socket}: {e.strerror}") from None
+            a.console = cs
+        elif proc.terminal and console_pair:
+            console_mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            socks += [console_mine, theirs]
+            a.console = theirs
+        lsock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        socks.append(lsock)
+        lsock.bind(_unix_path(st.dir, START_SOCK, fds))
+        lsock.listen(4)
+        a.listen = lsock
+        parent_sock, child_sock = sync.pair()
+        socks += [parent_sock, child_sock]
+        a.sock = child_sock
+
+        if a.userns_new or keep_sock:
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        child = _fork_init(cfg, a, parent_sock)
+        child_sock.close()
+        lsock.close()
+        lc.sock = parent_sock
+        lc.pid = child
+        if a.console is not None:
+            a.console.close()
+
+        while True:
+            kind, payload = sync.recv(parent_sock)
+            if kind == sync.READY:
+                break
+            if kind == sync.USERMAP:
+                write_idmaps(child, cfg)
+                sync.send(parent_sock, sync.USERMAP_DONE)
+            elif kind == sync.PID:
+                lc.pid = int(payload)
+            elif kind == sync.HOOKS:
+                st.data["pid"] = lc.pid
+                state_json = st.hook_state("creating")
+                try:
+                    hooks.run_all(cfg.hooks, "prestart", state_json)
+                    hooks.run_all(cfg.hooks, "createRuntime", state_json)
+                except ConchError as e:
+                    sync.send(parent_sock, sync.ERROR, str(e))
+                    raise
+                sync.send(parent_sock, sync.HOOKS_DONE, state_json)
+            elif kind == sync.ERROR:
+                raise ConchError("unable to start container process: "
+                                 + payload.decode(errors="replace"))
+            else:
+                raise ConchError("container init exited unexpectedly" + _exit_reason(child))
+
+        if console_mine is not None:
+            lc.console_master = _recv_fd(console_mine)
+            console_mine.close()
+        ps = proc_stat(lc.pid)
+        if ps is None:
+            raise ConchError("container init exited unexpectedly")
+        st.data["pid"] = lc.pid
+        st.data["start_time"] = ps[1]
+        st.save()
+        if pid_file:
+            write_pid_file(pid_file, lc.pid)
+        if not keep_sock:
+            sync.send(parent_sock, sync.CREATED)
+            parent_sock.close()
+            lc.sock = None
+        lc.cgroup = mgr
+        return lc
+    except BaseException:
+        if lc.pid:
+            _kill_and_reap(lc.pid, child)
+        for s in socks:
+            s.close()
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except ConchError:
+                pass
+        st.remove()
+        raise
+    finally:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds):
+    from .init import InitArgs
+    a = InitArgs()
+    a.config = cfg
+    a.process = proc
+    a.console = None
+    a.preserve_fds = preserve_fds
+    a.no_pivot = no_pivot
+    a.cgroup_dirs = mgr.dirs if mgr else {}
+    a.join_cgroup = [os.path.join(d, "cgroup.procs") for d in a.cgroup_dirs.values()]
+    a.userns_new = cfg.has_ns("user") and not cfg.ns_path("user")
+    a.hook_state = ""
+    order = ("user", "ipc", "uts", "network", "cgroup", "mount")
+    a.ns_fds = []
+    for typ in order:
+        path = cfg.ns_path(typ)
+        if path:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                i = [t for t, _ in cfg.namespaces].index(typ)
+                raise ConfigError(f"linux.namespaces[{i}].path", f"{path}: {e.strerror}") from None
+            fds.append(fd)
+            a.ns_fds.append((typ, fd))
+    return a
+
+
+def _fork_init(cfg, a, parent_sock):
+    """Fork the init. Without a new user namespace the pid (and time) namespace is
+    made here, in the parent, so that the forked child is its pid 1; the parent
+    then returns to its own pid namespace before it forks anything else (hooks)."""
+    from . import init
+    pidns = cfg.ns_path("pid")
+    restore = []
+    if not a.userns_new:
+        flags = cfg.ns_flags(False) & (sc.CLONE_NEWPID | sc.CLONE_NEWTIME)
+        if flags or pidns:
+            for name in ("pid", "time"):
+                restore.append(os.open(f"/proc/self/ns/{name}_for_children"
+                                       if name == "time" else f"/proc/self/ns/{name}",
+                                       os.O_RDONLY | os.O_CLOEXEC))
+        if flags:
+            sc.unshare(flags)
+        if pidns:
+            fd = os.open(pidns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, sc.CLONE_NEWPID, f"pid namespace {pidns}")
+            finally:
+                os.close(fd)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            parent_sock.close()
+            for fd in restore:
+                os.close(fd)
+            init.main(a)  # never returns
+    finally:
+        for fd, nstype in zip(restore, (sc.CLONE_NEWPID, sc.CLONE_NEWTIME)):
+            try:
+                sc.setns(fd, nstype, "own namespace")
+            except OSError:
+                pass
+            os.close(fd)
+    return pid
+
+
+def _recv_fd(sock):
+    import array  # noqa: PLC0415 - only for a terminal in `run`
+    fds = array.array("i")
+    msg, anc, _, _ = sock.recvmsg(4096, _socket.CMSG_SPACE(fds.itemsize))
+    for level, typ, data in anc:
+        if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
+            fds.frombytes(data[:fds.itemsize])
+    if not fds:
+        raise ConchError("the container init sent no terminal")
+    return fds[0]
+
+
+def _exit_reason(child):
+    try:
+        pid, status = os.waitpid(child, os.WNOHANG)
+    except ChildProcessError:
+        return ""
+    if pid == 0:
+        return ""
+    code = os.waitstatus_to_exitcode(status)
+    return f" (exit status {code})" if code >= 0 else f" (signal {-code})"
+
+
+def _kill_and_reap(pid, child):
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    for p in {pid, child}:
+        if not p:
+            continue
+        try:
+            os.waitpid(p, 0)
+        except ChildProcessError:
+            _wait_gone(p)
+
+
+def _wait_gone(pid, timeout_ms=10000):
+    """Wait for a process that is not our child to exit."""
+    import select
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        p.poll(timeout_ms)
+    finally:
+        os.close(fd)
+
+
+# --- start ------------------------------------------------------------------------
+
+def start(root, cid):
+    st = State.load(root, cid)
+    status = st.status()
+    if status != "created":
+        if status == "stopped":
+            raise ConchError("cannot start a container that has stopped")
+        raise ConchError(f"cannot start an already {status} container")
+    keep = []
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        try:
+            s.connect(_unix_path(st.dir, START_SOCK, keep))
+            s.send(sync.START)
+            err = _wait_exec(s)
+        except OSError as e:
+            raise ConchError(f"cannot start container {cid}: {e.strerror}") from None
+    finally:
+        s.close()
+        for fd in keep:
+            os.close(fd)
+    _started(st, err)
+
+
+def _wait_exec(sock):
+    """Block until the init execs (its end closes on exec) or reports an error."""
+    try:
+        data = sock.recv(sync.MAX)
+    except ConnectionResetError:
+        return "cannot start an already running container"
+    if data.startswith(sync.ERROR):
+        return data[len(sync.ERROR) + 1:].decode(errors="replace")
+    return None
+
+
+def _started(st, err):
+    try:
+        os.unlink(os.path.join(st.dir, START_SOCK))
+    except FileNotFoundError:
+        pass
+    if err:
+        raise ConchError(err)
+    hk = config.parse_hooks(st.data.get("hooks") or {})
+    if "poststart" in hk:
+        hooks.run_all(hk, "poststart", st.hook_state("running"), warn_only=True, warn=_warn)
+
+
+def start_launch(lc):
+    """Start a container created with keep_sock (the `run` path)."""
+    sync.send(lc.sock, sync.START)
+    err = _wait_exec(lc.sock)
+    lc.sock.close()
+    lc.sock = None
+    _started(lc.state, err)
+
+
+# --- kill, delete ---------------------------------------------------------------------
+
+def kill(root, cid, sig, all_=False):
+    st = State.load(root, cid)
+    status = st.status()
+    if status == "stopped":
+        raise ConchError("container not running")
+    if all_:
+        signal_all(st, sig)
+        return
+    _signal_init(st, sig)
+
+
+def _signal_init(st, sig):
+    try:
+        fd = os.pidfd_open(st.pid)
+    except ProcessLookupError:
+        raise ConchError("container not running") from None
+    try:
+        # the pidfd pins the process: check it is still the container's init
+        if not st.alive():
+            raise ConchError("container not running")
+        try:
+            sc.pidfd_send_signal(fd, sig)
+        except OSError as e:
+            if e.errno == 3:
+                raise ConchError("container not running") from None
+            raise ConchError(f"kill: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def signal_all(st, sig):
+    mgr = cgroups.Manager.from_state(st.data.get("cgroup"))
+    pids = mgr.procs() if mgr else []
+    if not pids and st.alive():
+        pids = [st.pid]
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    if sig == 9 and mgr is not None:
+        _thaw(mgr)
+
+
+def _thaw(mgr):
+    for path in mgr.freezer_files:
+        try:
+            with open(path, "wb") as f:
+                f.write(b"THAWED" if path.endswith("freezer.state") else b"0")
+        except OSError:
+            pass
+
+
+def delete(root, cid, force=False):
+    try:
+        st = State.load(root, cid)
+    except NotExist:
+        d = os.path.join(root, cid)
+        if force and os.path.isdir(d):
+            State(root, cid).remove()  # a create killed before it wrote anything
+            return
+        if force:
+            return
+        raise
+    status = st.status()
+    if status in ("running", "paused") and not force:
+        raise ConchError(f"cannot delete container {cid} that is not stopped: {status}")
+    destroy(st, status)
+
+
+def destroy(st, status=None):
+    status = status or st.status()
+    mgr = cgroups.Manager.from_state(st.data.get("cgroup"))
+    if status != "stopped":
+        if st.data.get("own_pidns"):
+            try:
+                _signal_init(st, 9)
+            except ConchError:
+                pass
+            if mgr is not None:
+                _thaw(mgr)
+        else:
+            signal_all(st, 9)
+        _wait_gone(st.pid)
+    if mgr is not None:
+        if mgr.procs() and not st.data.get("own_pidns"):
+            signal_all(st, 9)
+        try:
+            mgr.destroy()
+        except ConchError as e:
+            _warn(str(e))
+    hk = config.parse_hooks(st.data.get("hooks") or {})
+    if "poststop" in hk:
+        hooks.run_all(hk, "poststop", st.hook_state("stopped"), warn_only=True, warn=_warn)
+    st.remove()

@@ -1,0 +1,36 @@
+"""The errors conch reports to its user: one line each, exit status 1."""
+
+
+class ConchError(Exception):
+    """An error whose str() is the whole message the user sees."""
+
+
+class ConfigError(ConchError):
+    """A config.json (or process.json) field is wrong; the message names it."""
+
+    def __init__(self, field, msg):
+        super().__init__(f"{field}: {msg}" if field else msg)
+        self.field = field
+
+
+class NotExist(ConchError):
+    def __init__(self):
+        super().__init__("container does not exist")
+
+
+def describe(value):
+    """How a JSON value reads in an error: strings quoted, containers abbreviated."""
+    if isinstance(value, str):
+        v = value if len(value) <= 40 else value[:37] + "..."
+        return '"' + v.replace('"', '\\"') + '"'
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)

@@ -1,0 +1,367 @@
+"""The container init: what the child forked by `conch create` does, up to execve.
+
+There is no re-exec: the child is a fork of the warm conch process, so
+everything it will use is imported by then. This module imports all it needs
+at its top, and nothing here imports, loads a library or looks up a user by
+name after pivot_root: the container's root is hostile ground (see
+docs/SECURITY.md). The child is made non-dumpable first thing, so processes in
+the container cannot ptrace it or open /proc/PID/exe, the host interpreter.
+
+The steps, and the messages they exchange with the parent (conch/sync.py):
+join the cgroup, join namespaces given by path, create the user namespace
+(the parent writes the id maps), create the others (the pid namespace's init
+is forked here when a user namespace owns it), mounts and /dev, prestart and
+createRuntime hooks (run by the parent), createContainer hooks, pivot_root,
+console, masked and read-only paths, sysctls, rlimits, user, capabilities,
+cwd, no_new_privs, "ready"; then wait for start, startContainer hooks,
+close every fd not asked for, reset signals, execve.
+"""
+
+import _signal
+import _socket
+import fcntl
+import os
+import resource
+import stat
+
+from . import hooks, rootfs, sync
+from . import syscalls as sc
+from .config import NAMESPACES
+from .errors import ConchError
+
+SIG_DFL = _signal.SIG_DFL
+NSIG = _signal.NSIG
+
+
+class InitArgs:
+    __slots__ = ("config", "process", "sock", "listen", "console", "preserve_fds",
+                 "no_pivot", "cgroup_dirs", "join_cgroup", "userns_new", "hook_state",
+                 "ns_fds", "fds_to_close")
+
+
+def message(e):
+    """One line for an exception raised in the init."""
+    if isinstance(e, ConchError) or isinstance(e, sc.SyscallError):
+        return str(e)
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else ""
+        return f"{e.strerror or e}{':' if where else ''}{where}".strip()
+    return f"{type(e).__name__}: {e}"
+
+
+def main(a):
+    """Run the init; never returns."""
+    try:
+        _main(a)
+    except BaseException as e:  # noqa: B902 - the init must report everything
+        try:
+            sync.send(a.sock, sync.ERROR, message(e))
+        except BaseException:  # noqa: B902
+            pass
+    os._exit(1)
+
+
+def _main(a):
+    cfg = a.config
+    proc = a.process
+    sock = a.sock
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    sc.set_name(b"conch:init")
+    os.umask(0)
+
+    for path in a.join_cgroup:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+
+    # namespaces given by path: the user namespace first, the mount namespace last
+    for typ, fd in a.ns_fds:
+        sc.setns(fd, NAMESPACES[typ][0], f"{typ} namespace {cfg.ns_path(typ)}")
+        os.close(fd)
+
+    new = cfg.ns_flags(with_path=False)
+    if a.userns_new:
+        sc.unshare(sc.CLONE_NEWUSER)
+        sync.send(sock, sync.USERMAP)
+        kind, payload = sync.recv(sock)
+        if kind != sync.USERMAP_DONE:
+            raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        sc.unshare(new & ~sc.CLONE_NEWUSER)
+        if new & (sc.CLONE_NEWPID | sc.CLONE_NEWTIME):
+            pid = os.fork()  # the first child of a new pid namespace is its init
+            if pid:
+                sync.send(sock, sync.PID, str(pid))
+                os._exit(0)
+    else:
+        # the parent created the pid and time namespaces (they apply to its children)
+        sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWTIME))
+
+    if new & sc.CLONE_NEWNET:
+        loopback_up()
+
+    if proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+    for res, soft, hard in proc.rlimits:
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (OSError, ValueError) as e:
+            raise ConchError(f"process.rlimits: setrlimit({res}, {soft}, {hard}): {e}") from None
+
+    in_userns = cfg.has_ns("user")
+    if new & sc.CLONE_NEWNS:
+        rootfs.prepare_root(cfg)
+        rootfd = os.open(cfg.root, sc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            rootfs.mount_all(rootfd, cfg, a.cgroup_dirs)
+            rootfs.setup_dev(rootfd, cfg, in_userns)
+        finally:
+            os.close(rootfd)
+    if new & sc.CLONE_NEWUTS:
+        if cfg.hostname:
+            _socket.sethostname(cfg.hostname)
+        if cfg.domainname:
+            sc.setdomainname(cfg.domainname)
+
+    if cfg.hooks.keys() & ("prestart", "createRuntime", "createContainer", "startContainer"):
+        # the parent runs prestart and createRuntime hooks and sends the state (with our pid)
+        sync.send(sock, sync.HOOKS)
+        kind, payload = sync.recv(sock)
+        if kind != sync.HOOKS_DONE:
+            raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
+        a.hook_state = payload.decode()
+    if "createContainer" in cfg.hooks:
+        hooks.run_all(cfg.hooks, "createContainer", a.hook_state)
+
+    if a.no_pivot:
+        rootfs.move_root(cfg.root)
+    else:
+        rootfs.pivot_root(cfg.root)
+
+    # from here on the root is the container's: no imports, no library loads, no NSS
+    console = None
+    if proc.terminal and a.console is not None:
+        console = setup_console(a.console, proc.console_size)
+        a.console.close()
+    rootfs.mask_paths(cfg.masked_paths)
+    rootfs.readonly_paths(cfg.readonly_paths)
+    rootfs.write_sysctls(cfg.sysctl)
+    if cfg.root_readonly:
+        rootfs.readonly_root()
+
+    env = proc.env
+    cwd_ok = _chdir(proc.cwd, must=False)
+    set_user(proc, in_userns)
+    if not cwd_ok:
+        _chdir(proc.cwd, must=True)
+    _verify_cwd()
+    exe = find_executable(proc.args[0], env)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    if proc.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+    sync.send(sock, sync.READY)
+    kind, payload = sync.recv(sock)
+    conn = None
+    if kind == sync.CREATED:
+        sock.close()
+        while True:
+            conn, _ = a.listen.accept()
+            if conn.recv(64) == sync.START:
+                break
+            conn.close()
+    elif kind != sync.START:
+        os._exit(1)  # the parent failed or died: run nothing
+    if a.listen is not None:
+        a.listen.close()
+
+    if "startContainer" in cfg.hooks:
+        try:
+            hooks.run_all(cfg.hooks, "startContainer", a.hook_state)
+        except ConchError as e:
+            _report(conn or sock, str(e))
+            os._exit(1)
+
+    if console is not None:
+        os.setsid()
+        fcntl.ioctl(console, sc.TIOCSCTTY, 0)
+        for i in range(3):
+            os.dup2(console, i)
+        if console > 2:
+            os.close(console)
+    keep = 3 + a.preserve_fds
+    for fd in range(3, keep):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    reset_signals()
+    # conn and sock are close-on-exec: the peer sees EOF exactly when execve succeeds
+    sc.close_range(keep, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    try:
+        os.execve(exe, proc.args, _envdict(env))
+    except OSError as e:
+        _report(conn or sock, f"exec {exe}: {e.strerror}")
+    os._exit(127)
+
+
+def _report(sock, msg):
+    try:
+        sync.send(sock, sync.ERROR, msg)
+    except OSError:
+        pass
+
+
+def _envdict(env):
+    out = {}
+    for e in env:
+        k, sep, v = e.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def _chdir(cwd, must):
+    try:
+        os.chdir(cwd)
+        return True
+    except OSError as e:
+        if must:
+            raise ConchError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                             f"{e.strerror.lower()}") from None
+        return False
+
+
+def _verify_cwd():
+    # a cwd reached through a leaked host fd is outside the root (CVE-2024-21626)
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
+    if not cwd.startswith("/"):
+        raise ConchError("current working directory is outside of container mount namespace "
+                         "root -- possible container breakout detected")
+
+
+def find_executable(name, env):
+    """Resolve args[0] as Go's exec.LookPath does with the container's PATH."""
+    if "/" in name:
+        _check_exec(name, name)
+        return name
+    path = None
+    for e in env:
+        if e.startswith("PATH="):
+            path = e[5:]
+    denied = None
+    for d in (path or "").split(":") if path else ():
+        cand = (d or ".") + "/" + name
+        try:
+            _check_exec(name, cand)
+            return cand
+        except ConchError as e:
+            if "permission denied" in str(e):
+                denied = e
+    if denied is not None:
+        raise denied
+    raise ConchError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_exec(name, path):
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConchError(f'exec: "{name}": stat {path}: {e.strerror.lower()}') from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ConchError(f'exec: "{name}": is a directory')
+    if not stat.S_ISREG(st.st_mode) or not (st.st_mode & 0o111) or not os.access(path, os.X_OK):
+        raise ConchError(f'exec: "{name}": permission denied')
+
+
+def set_user(proc, in_userns):
+    """Bounding set, groups, uid/gid, then the other capability sets, as runc orders them."""
+    caps = proc.caps
+    u = proc.user
+    last = sc.last_cap()
+    if caps is not None:
+        for c in range(last + 1):
+            if not caps[0] & (1 << c):
+                sc.prctl(sc.PR_CAPBSET_DROP, c)
+        sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    try:
+        os.setgroups(u.additional_gids)
+    except PermissionError:
+        if not in_userns:
+            raise
+    os.setresgid(u.gid, u.gid, u.gid)
+    os.setresuid(u.uid, u.uid, u.uid)
+    if caps is not None:
+        sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+        mask = (1 << (last + 1)) - 1
+        _, eff, perm, inh, amb = caps
+        sc.capset(eff & mask, perm & mask, inh & mask)
+        for c in range(last + 1):
+            if amb & (1 << c):
+                try:
+                    sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, c)
+                except OSError:
+                    pass  # not in permitted and inheritable: the kernel refuses, as for runc
+
+
+def reset_signals():
+    """Default dispositions (Python ignores SIGPIPE and SIGXFSZ) and an empty mask."""
+    for sig in range(1, NSIG):
+        h = _signal.getsignal(sig)
+        if h is not None and h != SIG_DFL:
+            try:
+                _signal.signal(sig, SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+
+
+def setup_console(csock, size):
+    """Open a pty in the container's devpts, make the slave /dev/console, send the
+    master over the console socket (one message, one fd), return the slave fd."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if sc.fstatfs_type(master) != sc.DEVPTS_SUPER_MAGIC:
+            raise ConchError("/dev/ptmx is not on a devpts filesystem")
+        fcntl.ioctl(master, sc.TIOCSPTLCK, b"\0\0\0\0")
+        # TIOCGPTPEER opens the slave through the master: no path to redirect (CVE-2025-52565)
+        slave = fcntl.ioctl(master, sc.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        if size:
+            rows, cols = size
+            fcntl.ioctl(slave, sc.TIOCSWINSZ, rows.to_bytes(2, "little") + cols.to_bytes(2, "little")
+                        + b"\0\0\0\0")
+        try:
+            fd = os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            os.close(fd)
+            target = os.open("/dev/console", sc.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                sc.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{target}", None, sc.MS_BIND,
+                         None, "/dev/console")
+            finally:
+                os.close(target)
+        except OSError as e:
+            raise ConchError(f"/dev/console: {e}") from None
+        csock.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                        master.to_bytes(4, "little"))])
+        return slave
+    finally:
+        os.close(master)
+
+
+def loopback_up():
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        req = bytearray(b"lo".ljust(40, b"\0"))
+        fcntl.ioctl(s.fileno(), 0x8913, req)  # SIOCGIFFLAGS
+        flags = int.from_bytes(req[16:18], "little") | 0x1  # IFF_UP
+        req[16:18] = flags.to_bytes(2, "little")
+        fcntl.ioctl(s.fileno(), 0x8914, bytes(req))  # SIOCSIFFLAGS
+    finally:
+        s.close()
