@@ -8,10 +8,11 @@ docs/SECURITY.md). The child is made non-dumpable first thing, so processes in
 the container cannot ptrace it or open /proc/PID/exe, the host interpreter.
 
 The steps, and the messages they exchange with the parent (conch/sync.py):
-join the cgroup, join namespaces given by path, create the user namespace
+join namespaces given by path, create the user namespace
 (the parent writes the id maps), create the others (the pid namespace's init
 is forked here when a user namespace owns it), mounts and /dev, prestart and
-createRuntime hooks (run by the parent), createContainer hooks, pivot_root,
+createRuntime hooks (run by the parent), createContainer hooks, the cgroup
+namespace (once the parent has moved us into the cgroup), pivot_root,
 console, masked and read-only paths, sysctls, rlimits, user, capabilities,
 cwd, no_new_privs, "ready"; then wait for start, startContainer hooks,
 close every fd not asked for, reset signals, execve.
@@ -35,7 +36,7 @@ NSIG = _signal.NSIG
 
 class InitArgs:
     __slots__ = ("config", "process", "sock", "listen", "console", "preserve_fds",
-                 "no_pivot", "cgroup_dirs", "join_cgroup", "userns_new", "hook_state",
+                 "no_pivot", "cgroup_dirs", "userns_new", "hook_state",
                  "ns_fds", "fds_to_close")
 
 
@@ -57,7 +58,11 @@ def main(a):
         try:
             sync.send(a.sock, sync.ERROR, message(e))
         except BaseException:  # noqa: B902
-            pass
+            # nobody to tell (the parent is gone after create): stderr is the last resort
+            try:
+                os.write(2, f"conch init: {message(e)}\n".encode())
+            except OSError:
+                pass
     os._exit(1)
 
 
@@ -68,13 +73,6 @@ def _main(a):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     sc.set_name(b"conch:init")
     os.umask(0)
-
-    for path in a.join_cgroup:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
 
     # namespaces given by path: the user namespace first, the mount namespace last
     for typ, fd in a.ns_fds:
@@ -90,7 +88,7 @@ def _main(a):
             raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-        sc.unshare(new & ~sc.CLONE_NEWUSER)
+        sc.unshare(new & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWCGROUP))
         if new & (sc.CLONE_NEWPID | sc.CLONE_NEWTIME):
             pid = os.fork()  # the first child of a new pid namespace is its init
             if pid:
@@ -98,7 +96,7 @@ def _main(a):
                 os._exit(0)
     else:
         # the parent created the pid and time namespaces (they apply to its children)
-        sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWTIME))
+        sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWTIME | sc.CLONE_NEWCGROUP))
 
     if new & sc.CLONE_NEWNET:
         loopback_up()
@@ -137,6 +135,14 @@ def _main(a):
     if "createContainer" in cfg.hooks:
         hooks.run_all(cfg.hooks, "createContainer", a.hook_state)
 
+    if new & sc.CLONE_NEWCGROUP:
+        # the parent puts us in the container's cgroup while we set up; the cgroup
+        # namespace must be made after that, so that its root is the container's cgroup
+        kind, payload = sync.recv(sock)
+        if kind != sync.CGROUP_DONE:
+            raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
+        sc.unshare(sc.CLONE_NEWCGROUP)
+
     if a.no_pivot:
         rootfs.move_root(cfg.root)
     else:
@@ -170,7 +176,8 @@ def _main(a):
     if kind == sync.CREATED:
         sock.close()
         while True:
-            conn, _ = a.listen.accept()
+            fd, _ = a.listen._accept()  # close-on-exec, like every socket Python makes
+            conn = _socket.socket(fileno=fd)
             if conn.recv(64) == sync.START:
                 break
             conn.close()

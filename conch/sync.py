@@ -6,6 +6,11 @@ EOF means the other side died: the init then exits without running anything.
 
     init                                  parent
     ----                                  ------
+                                          writes the init's pid to cgroup.procs
+                                          while the init goes on (the first
+                                          write waits for an RCU grace period)
+                                    <-    cgroup-done (only with a new cgroup
+                                          namespace, which is made after it)
     (user namespace only)
     usermap                         ->    writes /proc/PID/{uid,gid}_map
                                     <-    usermap-done
@@ -24,6 +29,7 @@ runs startContainer hooks and execs the user's process.
 
 import _socket
 
+CGROUP_DONE = b"cgroup-done"
 USERMAP = b"usermap"
 USERMAP_DONE = b"usermap-done"
 PID = b"pid"

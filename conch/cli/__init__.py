@@ -175,5 +175,6 @@ def main(argv=None):
         rc = 1
     except KeyboardInterrupt:
         rc = 130
+    # skip the interpreter's teardown (~5 ms): everything is written or closed
     sys.stdout.flush()
-    sys.exit(rc or 0)
+    os._exit(rc or 0)
