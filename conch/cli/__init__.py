@@ -173,6 +173,11 @@ def main(argv=None):
             msg = f"conch {cmd} failed: {msg}"
         log(ctx, "error", msg)
         rc = 1
+    except OSError as e:
+        # a system call failed outside the places that name it: still one line
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        log(ctx, "error", f"{e.strerror or e}{where}")
+        rc = 1
     except KeyboardInterrupt:
         rc = 130
     # skip the interpreter's teardown (~5 ms): everything is written or closed
