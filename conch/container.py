@@ -138,10 +138,11 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         lsock.close()
         lc.sock = parent_sock
         lc.pid = child
-        # the init sets up its namespaces and mounts meanwhile
-        mgr.join(child)
-        if cfg.ns_flags(False) & sc.CLONE_NEWCGROUP:
-            sync.send(parent_sock, sync.CGROUP_DONE)
+        if not a.join_files:
+            # the init sets up its namespaces and mounts meanwhile
+            mgr.join(child)
+            if cfg.ns_flags(False) & sc.CLONE_NEWCGROUP:
+                sync.send(parent_sock, sync.CGROUP_DONE)
         if a.console is not None:
             a.console.close()
 
@@ -216,6 +217,7 @@ def _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds):
     a.preserve_fds = preserve_fds
     a.no_pivot = no_pivot
     a.cgroup_dirs = mgr.dirs if mgr else {}
+    a.join_files = mgr.self_join_files() if mgr and mgr.self_join_file else []
     a.userns_new = cfg.has_ns("user") and not cfg.ns_path("user")
     a.hook_state = ""
     order = ("user", "ipc", "uts", "network", "cgroup", "mount")

@@ -36,7 +36,7 @@ NSIG = _signal.NSIG
 
 class InitArgs:
     __slots__ = ("config", "process", "sock", "listen", "console", "preserve_fds",
-                 "no_pivot", "cgroup_dirs", "userns_new", "hook_state",
+                 "no_pivot", "cgroup_dirs", "join_files", "userns_new", "hook_state",
                  "ns_fds", "fds_to_close")
 
 
@@ -73,6 +73,14 @@ def _main(a):
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     sc.set_name(b"conch:init")
     os.umask(0)
+
+    # v1: move ourselves into the container's cgroups (see cgroups.V1Manager)
+    for path in a.join_files:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
     # namespaces given by path: the user namespace first, the mount namespace last
     for typ, fd in a.ns_fds:
@@ -136,11 +144,12 @@ def _main(a):
         hooks.run_all(cfg.hooks, "createContainer", a.hook_state)
 
     if new & sc.CLONE_NEWCGROUP:
-        # the parent puts us in the container's cgroup while we set up; the cgroup
-        # namespace must be made after that, so that its root is the container's cgroup
-        kind, payload = sync.recv(sock)
-        if kind != sync.CGROUP_DONE:
-            raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
+        # the cgroup namespace is made once we are in the container's cgroup, so that
+        # its root is that cgroup; without join_files the parent moves us meanwhile
+        if not a.join_files:
+            kind, payload = sync.recv(sock)
+            if kind != sync.CGROUP_DONE:
+                raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
         sc.unshare(sc.CLONE_NEWCGROUP)
 
     if a.no_pivot:

@@ -6,11 +6,12 @@ EOF means the other side died: the init then exits without running anything.
 
     init                                  parent
     ----                                  ------
-                                          writes the init's pid to cgroup.procs
-                                          while the init goes on (the first
-                                          write waits for an RCU grace period)
-                                    <-    cgroup-done (only with a new cgroup
-                                          namespace, which is made after it)
+    (cgroup v1: the init moves itself in through `tasks`, no message)
+                                          cgroup v2: writes the init's pid to
+                                          cgroup.procs while the init goes on
+                                          (it waits for an RCU grace period)
+                                    <-    cgroup-done (v2, and only with a new
+                                          cgroup namespace, made after it)
     (user namespace only)
     usermap                         ->    writes /proc/PID/{uid,gid}_map
                                     <-    usermap-done

@@ -84,9 +84,16 @@ class Manager:
     def _init_dir(self, name, path):
         pass
 
+    # Files a single-threaded process writes "0" to, to move itself in, or None
+    # when the parent must move it (by pid, through cgroup.procs).
+    self_join_file = None
+
     def join(self, pid=0):
         for path in self.dirs.values():
             _write(os.path.join(path, "cgroup.procs"), pid)
+
+    def self_join_files(self):
+        return [os.path.join(p, self.self_join_file) for p in self.dirs.values()]
 
     def procs(self):
         pids = set()
@@ -126,6 +133,10 @@ class Manager:
 
 class V1Manager(Manager):
     version = 1
+    # A thread moving itself through v1 `tasks` skips cgroup_threadgroup_rwsem,
+    # whose write side waits for an RCU grace period: 0.15 ms instead of 5-18 ms
+    # through cgroup.procs. The init is single-threaded, so the thread is the process.
+    self_join_file = "tasks"
 
     @classmethod
     def for_path(cls, cgpath, cid):
