@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -134,8 +135,15 @@ class Runtime:
             kw["stdin"] = stdin
         elif input is None:
             kw["stdin"] = subprocess.DEVNULL
-        r = subprocess.run(self.cmd(*args, root=root), input=input, capture_output=True,
-                           text=True, timeout=timeout, cwd=cwd, env=env, pass_fds=pass_fds, **kw)
+        # files, not pipes: a created container's init holds its stdio open until it
+        # runs, so reading a pipe to EOF would wait for the container
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            r = subprocess.run(self.cmd(*args, root=root), input=input, stdout=out, stderr=err,
+                               text=True, timeout=timeout, cwd=cwd, env=env, pass_fds=pass_fds,
+                               **kw)
+            out.seek(0)
+            err.seek(0)
+            r.stdout, r.stderr = out.read(), err.read()
         if check and r.returncode != 0:
             raise AssertionError(f"{self.name} {' '.join(map(str, args))} failed "
                                  f"({r.returncode}): {r.stderr}")
