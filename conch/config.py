@@ -311,7 +311,18 @@ def parse(raw, bundle):
         c.sysctl.append((k, v))
     c.seccomp = linux.get("seccomp")
     c.mount_label = _str(linux, "mountLabel", "linux.mountLabel")
-    c.time_offsets = _obj(linux, "timeOffsets", "linux.timeOffsets")
+    c.time_offsets = []
+    for clock, off in _obj(linux, "timeOffsets", "linux.timeOffsets").items():
+        f = f"linux.timeOffsets.{clock}"
+        if clock not in ("monotonic", "boottime"):
+            raise ConfigError(f, "unknown clock (monotonic or boottime)")
+        if not isinstance(off, dict):
+            _expect(f, "object", off)
+        c.time_offsets.append((clock, _int(off, "secs", f + ".secs", default=0),
+                               _int(off, "nanosecs", f + ".nanosecs", default=0, lo=0,
+                                    hi=999999999)))
+    if c.time_offsets and not (c.has_ns("time") and not c.ns_path("time")):
+        raise ConfigError("linux.timeOffsets", "set, but there is no new time namespace")
     c.personality = linux.get("personality")
     return c
 

@@ -63,7 +63,7 @@ class Launch:
 
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, keep_sock=False, console_pair=False):
+           preserve_fds=0, keep_sock=False, console_pair=False, no_new_keyring=False):
     """Create a container and leave its init waiting for start; return a Launch.
 
     With keep_sock the sync socket stays open (`run` starts through it). On any
@@ -110,6 +110,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         mgr.create()
 
         a = _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds)
+        a.keyring = None if no_new_keyring else f"_ses.{cid}"
         if console_socket:
             cs = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             socks.append(cs)
@@ -251,6 +252,8 @@ def _fork_init(cfg, a, parent_sock):
                                        os.O_RDONLY | os.O_CLOEXEC))
         if flags:
             sc.unshare(flags)
+            if flags & sc.CLONE_NEWTIME:
+                sc.write_time_offsets(cfg.time_offsets)
         if pidns:
             fd = os.open(pidns, os.O_RDONLY | os.O_CLOEXEC)
             try:

@@ -36,7 +36,7 @@ NSIG = _signal.NSIG
 
 class InitArgs:
     __slots__ = ("config", "process", "sock", "listen", "console", "preserve_fds",
-                 "no_pivot", "cgroup_dirs", "join_files", "userns_new", "hook_state",
+                 "no_pivot", "cgroup_dirs", "join_files", "keyring", "userns_new", "hook_state",
                  "ns_fds", "fds_to_close")
 
 
@@ -97,6 +97,8 @@ def _main(a):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
         sc.unshare(new & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWCGROUP))
+        if new & sc.CLONE_NEWTIME:
+            sc.write_time_offsets(cfg.time_offsets)
         if new & (sc.CLONE_NEWPID | sc.CLONE_NEWTIME):
             pid = os.fork()  # the first child of a new pid namespace is its init
             if pid:
@@ -117,6 +119,14 @@ def _main(a):
             resource.setrlimit(res, (soft, hard))
         except (OSError, ValueError) as e:
             raise ConchError(f"process.rlimits: setrlimit({res}, {soft}, {hard}): {e}") from None
+
+    if a.keyring:
+        # do not share the caller's session keyring with the container (as runc)
+        try:
+            sc.join_session_keyring(a.keyring)
+        except OSError as e:
+            if e.errno not in (13, 38):  # EACCES in some user namespaces, ENOSYS
+                raise
 
     in_userns = cfg.has_ns("user")
     if new & sc.CLONE_NEWNS:

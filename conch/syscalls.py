@@ -154,11 +154,11 @@ _machine = os.uname().machine
 if _machine == "x86_64":
     _NR = {"pivot_root": 155, "pidfd_send_signal": 424, "open_tree": 428,
            "move_mount": 429, "close_range": 436, "openat2": 437,
-           "mount_setattr": 442}
+           "mount_setattr": 442, "keyctl": 250}
 elif _machine == "aarch64":
     _NR = {"pivot_root": 41, "pidfd_send_signal": 424, "open_tree": 428,
            "move_mount": 429, "close_range": 436, "openat2": 437,
-           "mount_setattr": 442}
+           "mount_setattr": 442, "keyctl": 219}
 else:  # pragma: no cover - other architectures are not supported yet
     raise ImportError(f"conch does not support {_machine} yet")
 
@@ -214,6 +214,25 @@ def setns(fd, nstype=0, what=""):
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _check(_libc.prctl(option, c_long(arg2), c_long(arg3), c_long(arg4), c_long(arg5)),
                   "prctl", str(option))
+
+
+def join_session_keyring(name):
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a new session keyring, not the caller's."""
+    return _check(_libc.syscall(c_long(_NR["keyctl"]), 1, _b(name)), "keyctl", name)
+
+
+def write_time_offsets(offsets):
+    """Set a new time namespace's clock offsets (before its first process is forked)."""
+    if not offsets:
+        return
+    data = "".join(f"{clock} {secs} {ns}\n" for clock, secs, ns in offsets).encode()
+    fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        raise SyscallError(e.errno, "write", "/proc/self/timens_offsets") from None
+    finally:
+        os.close(fd)
 
 
 def set_name(name):

@@ -29,13 +29,13 @@ def parse_signal(s):
         n = int(s)
         if 0 < n < _signal.NSIG:
             return n
-        raise ConchError(f"unknown signal {s!r}")
+        raise ConchError(f'unknown signal "{s}"')
     name = s.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
     n = getattr(_signal, name, None)
     if not isinstance(n, int) or name.startswith("SIG_"):
-        raise ConchError(f"unknown signal {s!r}")
+        raise ConchError(f'unknown signal "{s}"')
     return n
 
 

@@ -59,6 +59,7 @@ def run(ctx, argv):
     try:
         lc = container.create(ctx.root, cid, o["bundle"] or ".", pid_file=o["pid_file"],
                               console_socket=o["console_socket"], no_pivot=o["no_pivot"],
+           no_new_keyring=o["no_new_keyring"],
                               preserve_fds=o["preserve_fds"] or 0, keep_sock=True,
                               console_pair=not detach and not o["console_socket"])
     except BaseException:
