@@ -136,39 +136,40 @@ def remount_bind(fd, what, flags, clear=0):
     sc.mount(None, fdpath(fd), None, sc.MS_REMOUNT | sc.MS_BIND | flags, None, what)
 
 
+# MS_ flags of a mount -> the MOUNT_ATTR_ flags mount_setattr takes for them
+_ATTRS = ((sc.MS_RDONLY, sc.MOUNT_ATTR_RDONLY), (sc.MS_NOSUID, sc.MOUNT_ATTR_NOSUID),
+          (sc.MS_NODEV, sc.MOUNT_ATTR_NODEV), (sc.MS_NOEXEC, sc.MOUNT_ATTR_NOEXEC))
+
+
 def mount_cgroup_v1(rootfd, m, cgroup_dirs):
-    """/sys/fs/cgroup: cgroup2 on a unified host; on v1 a tmpfs with each hierarchy
-    bind-mounted from the container's own cgroup directory."""
+    """/sys/fs/cgroup: on a unified host a bind of the container's cgroup; on v1 a
+    tmpfs with each hierarchy bound from the container's own cgroup directory.
+    The flags (ro, nosuid, ...) go on the whole tree at once with a recursive
+    mount_setattr, instead of a remount of each bind."""
+    attrs = 0
+    for flag, attr in _ATTRS:
+        if m.flags & flag:
+            attrs |= attr
     fd = mkdir_all(rootfd, m.destination, 0o755, NO_LINKS)
     try:
-        target = fdpath(fd)
-        ro = m.flags & sc.MS_RDONLY
-        base = m.flags & ~(sc.MS_RDONLY | sc.MS_BIND | sc.MS_REC)
         if cgroups.is_v2_host():
             src = cgroup_dirs.get("", cgroups.CGROUP_ROOT)
-            sc.mount(src, target, None, sc.MS_BIND | sc.MS_REC, None, m.destination)
+            sc.mount(src, fdpath(fd), None, sc.MS_BIND | sc.MS_REC, None, m.destination)
+        else:
+            sc.mount("tmpfs", fdpath(fd), "tmpfs", 0, "mode=755", m.destination)
+            for name, path in sorted(cgroup_dirs.items()):
+                if not name:
+                    continue
+                sub = mkdir_all(rootfd, m.destination + "/" + name, 0o755, NO_LINKS)
+                try:
+                    sc.mount(path, fdpath(sub), None, sc.MS_BIND | sc.MS_REC, None,
+                             m.destination + "/" + name)
+                finally:
+                    os.close(sub)
+        if attrs:
             os.close(fd)
             fd = open_in_root(rootfd, m.destination, O_PATH, NO_LINKS)
-            remount_bind(fd, m.destination, base | ro)
-            return
-        sc.mount("tmpfs", target, "tmpfs", base, "mode=755", m.destination)
-        for name, path in sorted(cgroup_dirs.items()):
-            if not name:
-                continue
-            sub = mkdir_all(rootfd, m.destination + "/" + name, 0o755, NO_LINKS)
-            try:
-                sc.mount(path, fdpath(sub), None, sc.MS_BIND | sc.MS_REC, None,
-                         m.destination + "/" + name)
-                os.close(sub)
-                sub = open_in_root(rootfd, m.destination + "/" + name, O_PATH, NO_LINKS)
-                remount_bind(sub, m.destination + "/" + name, base | ro)
-            finally:
-                os.close(sub)
-        if ro:
-            os.close(fd)
-            fd = open_in_root(rootfd, m.destination, O_PATH, NO_LINKS)
-            sc.mount("tmpfs", fdpath(fd), "tmpfs", sc.MS_REMOUNT | base | sc.MS_RDONLY,
-                     "mode=755", m.destination)
+            sc.mount_setattr(fd, "", 0x1000 | sc.AT_RECURSIVE, attrs, 0, what=m.destination)
     finally:
         os.close(fd)
 
