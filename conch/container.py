@@ -69,6 +69,8 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     With keep_sock the sync socket stays open (`run` starts through it). On any
     failure nothing is left: no state dir, cgroup, or process."""
     bundle = os.path.abspath(bundle or ".")
+    if pid_file:
+        pid_file = os.path.abspath(pid_file)  # relative to the caller's cwd, before the chdir
     cfg = config.load(bundle)
     proc = cfg.process
     if proc is None:

@@ -25,7 +25,7 @@ import os
 import resource
 import stat
 
-from . import hooks, rootfs, sync
+from . import hooks, jsonlite, rootfs, sync
 from . import syscalls as sc
 from .config import NAMESPACES
 from .errors import ConchError
@@ -172,13 +172,15 @@ def _main(a):
     if proc.terminal and a.console is not None:
         console = setup_console(a.console, proc.console_size)
         a.console.close()
+    rootfs.write_sysctls(cfg.sysctl)  # before /proc/sys is made read-only, as runc
     rootfs.mask_paths(cfg.masked_paths)
     rootfs.readonly_paths(cfg.readonly_paths)
-    rootfs.write_sysctls(cfg.sysctl)
     if cfg.root_readonly:
         rootfs.readonly_root()
 
     env = proc.env
+    if not _envdict(env).get("HOME"):
+        env = env + ["HOME=" + home_of(proc.user.uid)]  # as runc sets it
     cwd_ok = _chdir(proc.cwd, must=False)
     set_user(proc, in_userns)
     if not cwd_ok:
@@ -206,8 +208,10 @@ def _main(a):
         a.listen.close()
 
     if "startContainer" in cfg.hooks:
+        state = jsonlite.loads(a.hook_state)
+        state["status"] = "created"  # as runc: start is under way, the process not yet run
         try:
-            hooks.run_all(cfg.hooks, "startContainer", a.hook_state)
+            hooks.run_all(cfg.hooks, "startContainer", jsonlite.dumps(state))
         except ConchError as e:
             _report(conn or sock, str(e))
             os._exit(1)
@@ -249,6 +253,29 @@ def _envdict(env):
         if sep:
             out[k] = v
     return out
+
+
+def home_of(uid):
+    """uid's home directory from the container's /etc/passwd, parsed here (no NSS);
+    "/" when the file or the entry is missing, as runc defaults it."""
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = os.read(fd, 1 << 20)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    want = str(uid).encode()
+    for line in data.split(b"\n"):
+        f = line.split(b":")
+        if len(f) >= 6 and f[2] == want:
+            return os.fsdecode(f[5]) or "/"
+    return "/"
 
 
 def _chdir(cwd, must):

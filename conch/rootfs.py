@@ -28,9 +28,10 @@ def open_in_root(rootfd, path, flags=O_PATH, resolve=IN_ROOT):
     return sc.openat2(rootfd, path.lstrip("/") or ".", flags, 0, resolve)
 
 
-def mkdir_all(rootfd, path, mode=0o755, resolve=IN_ROOT, last_is_file=False):
+def mkdir_all(rootfd, path, mode=0o755, resolve=IN_ROOT, last_is_file=False, hops=0):
     """Create `path` inside the root (each missing component by mkdirat under an
-    fd resolved in the root) and return an O_PATH fd of it."""
+    fd resolved in the root) and return an O_PATH fd of it. A dangling symlink on
+    the way is followed as the container would see it: its target is created."""
     parts = [p for p in path.split("/") if p and p != "."]
     try:
         return open_in_root(rootfd, path, O_PATH, resolve)
@@ -47,6 +48,16 @@ def mkdir_all(rootfd, path, mode=0o755, resolve=IN_ROOT, last_is_file=False):
             except OSError as e:
                 if e.errno != 2:
                     raise
+                try:
+                    link = os.readlink(comp, dir_fd=parent)
+                except OSError:
+                    link = None
+                if link is not None:
+                    if hops >= 40:
+                        raise OSError(40, "Too many levels of symbolic links", path) from None
+                    rest = "/".join([link if link.startswith("/") else done + "/" + link]
+                                    + parts[i + 1:])
+                    return mkdir_all(rootfd, rest, mode, resolve, last_is_file, hops + 1)
                 if last_is_file and i == len(parts) - 1:
                     os.close(os.open(comp, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
                                      | os.O_WRONLY, 0o644, dir_fd=parent))
