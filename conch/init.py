@@ -166,6 +166,7 @@ def _main(a):
         rootfs.move_root(cfg.root)
     else:
         rootfs.pivot_root(cfg.root)
+    make_cwd(proc.cwd)
 
     # from here on the root is the container's: no imports, no library loads, no NSS
     console = None
@@ -178,18 +179,7 @@ def _main(a):
     if cfg.root_readonly:
         rootfs.readonly_root()
 
-    env = proc.env
-    if not _envdict(env).get("HOME"):
-        env = env + ["HOME=" + home_of(proc.user.uid)]  # as runc sets it
-    cwd_ok = _chdir(proc.cwd, must=False)
-    set_user(proc, in_userns)
-    if not cwd_ok:
-        _chdir(proc.cwd, must=True)
-    _verify_cwd()
-    exe = find_executable(proc.args[0], env)
-    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
-    if proc.no_new_privileges:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    exe, env = prepare_process(proc, in_userns)
 
     sync.send(sock, sync.READY)
     kind, payload = sync.recv(sock)
@@ -216,6 +206,33 @@ def _main(a):
             _report(conn or sock, str(e))
             os._exit(1)
 
+    execve(exe, proc.args, env, console, range(3, 3 + a.preserve_fds), conn or sock)
+
+
+def prepare_process(proc, in_userns):
+    """HOME, cwd, user, capabilities, the executable, umask and no_new_privs, in
+    runc's order, for a container's init or an exec'd process. Returns (exe, env)."""
+    env = proc.env
+    if not _envdict(env).get("HOME"):
+        env = env + ["HOME=" + home_of(proc.user.uid)]  # as runc sets it
+    # chdir before the user changes (a directory only root can enter) and after
+    cwd_ok = _chdir(proc.cwd, must=False)
+    set_user(proc, in_userns)
+    if not cwd_ok:
+        _chdir(proc.cwd, must=True)
+    _verify_cwd()
+    exe = find_executable(proc.args[0], env)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    if proc.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    return exe, env
+
+
+def execve(exe, args, env, console, keep, report_sock):
+    """Make the terminal the controlling one, leave open only stdio and `keep`,
+    reset signals, exec. `exe` may be an fd (fexecve). Never returns.
+    `report_sock` is close-on-exec: its peer sees EOF exactly when execve succeeds,
+    and reads the error otherwise."""
     if console is not None:
         os.setsid()
         fcntl.ioctl(console, sc.TIOCSCTTY, 0)
@@ -223,19 +240,17 @@ def _main(a):
             os.dup2(console, i)
         if console > 2:
             os.close(console)
-    keep = 3 + a.preserve_fds
-    for fd in range(3, keep):
+    reset_signals()
+    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    for fd in keep:
         try:
             os.set_inheritable(fd, True)
         except OSError:
-            pass
-    reset_signals()
-    # conn and sock are close-on-exec: the peer sees EOF exactly when execve succeeds
-    sc.close_range(keep, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+            pass  # not open: nothing to pass
     try:
-        os.execve(exe, proc.args, _envdict(env))
+        os.execve(exe, args, _envdict(env))
     except OSError as e:
-        _report(conn or sock, f"exec {exe}: {e.strerror}")
+        _report(report_sock, f"exec {exe}: {e.strerror}")
     os._exit(127)
 
 
@@ -276,6 +291,18 @@ def home_of(uid):
         if len(f) >= 6 and f[2] == want:
             return os.fsdecode(f[5]) or "/"
     return "/"
+
+
+def make_cwd(cwd):
+    """As runc: a missing cwd is created (mkdir -p, 0755) once we are in the root."""
+    if os.path.isdir(cwd):
+        return
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except FileExistsError:
+        raise ConchError(f"process.cwd: mkdir {cwd}: not a directory") from None
+    except OSError as e:
+        raise ConchError(f"process.cwd: mkdir {e.filename}: {e.strerror.lower()}") from None
 
 
 def _chdir(cwd, must):
@@ -328,8 +355,6 @@ def _check_exec(name, path):
         st = os.stat(path)
     except OSError as e:
         raise ConchError(f'exec: "{name}": stat {path}: {e.strerror.lower()}') from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ConchError(f'exec: "{name}": is a directory')
     if not stat.S_ISREG(st.st_mode) or not (st.st_mode & 0o111) or not os.access(path, os.X_OK):
         raise ConchError(f'exec: "{name}": permission denied')
 
