@@ -209,7 +209,7 @@ def _main(a):
     execve(exe, proc.args, env, console, range(3, 3 + a.preserve_fds), conn or sock)
 
 
-def prepare_process(proc, in_userns):
+def prepare_process(proc, in_userns, find_exe=True):
     """HOME, cwd, user, capabilities, the executable, umask and no_new_privs, in
     runc's order, for a container's init or an exec'd process. Returns (exe, env)."""
     env = proc.env
@@ -221,7 +221,7 @@ def prepare_process(proc, in_userns):
     if not cwd_ok:
         _chdir(proc.cwd, must=True)
     _verify_cwd()
-    exe = find_executable(proc.args[0], env)
+    exe = find_executable(proc.args[0], env) if find_exe else None
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
@@ -297,12 +297,15 @@ def make_cwd(cwd):
     """As runc: a missing cwd is created (mkdir -p, 0755) once we are in the root."""
     if os.path.isdir(cwd):
         return
+    old = os.umask(0o022)  # makedirs makes the parents 0777 & ~umask
     try:
         os.makedirs(cwd, 0o755, exist_ok=True)
     except FileExistsError:
         raise ConchError(f"process.cwd: mkdir {cwd}: not a directory") from None
     except OSError as e:
         raise ConchError(f"process.cwd: mkdir {e.filename}: {e.strerror.lower()}") from None
+    finally:
+        os.umask(old)
 
 
 def _chdir(cwd, must):
@@ -401,9 +404,10 @@ def reset_signals():
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
-def setup_console(csock, size):
-    """Open a pty in the container's devpts, make the slave /dev/console, send the
-    master over the console socket (one message, one fd), return the slave fd."""
+def setup_console(csock, size, bind_console=True):
+    """Open a pty in the container's devpts, make the slave /dev/console (for the
+    init), send the master over the console socket (one message, one fd), return
+    the slave fd."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         if sc.fstatfs_type(master) != sc.DEVPTS_SUPER_MAGIC:
@@ -415,22 +419,29 @@ def setup_console(csock, size):
             rows, cols = size
             fcntl.ioctl(slave, sc.TIOCSWINSZ, rows.to_bytes(2, "little") + cols.to_bytes(2, "little")
                         + b"\0\0\0\0")
-        try:
-            fd = os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            os.close(fd)
-            target = os.open("/dev/console", sc.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                sc.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{target}", None, sc.MS_BIND,
-                         None, "/dev/console")
-            finally:
-                os.close(target)
-        except OSError as e:
-            raise ConchError(f"/dev/console: {e}") from None
+        if bind_console:
+            _bind_console(slave)
         csock.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                                         master.to_bytes(4, "little"))])
         return slave
     finally:
         os.close(master)
+
+
+def _bind_console(slave):
+    """Bind the pty slave over /dev/console, a file made here and opened without
+    following a symlink."""
+    try:
+        fd = os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        target = os.open("/dev/console", sc.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            sc.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{target}", None, sc.MS_BIND,
+                     None, "/dev/console")
+        finally:
+            os.close(target)
+    except OSError as e:
+        raise ConchError(f"/dev/console: {e}") from None
 
 
 def loopback_up():

@@ -17,7 +17,7 @@ COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "spec",
             "features", "ps", "exec", "pause", "resume", "update", "events",
             "checkpoint", "restore")
 IMPLEMENTED = ("create", "start", "run", "state", "list", "kill", "delete", "spec",
-               "features")
+               "features", "exec")
 
 GLOBAL = {
     "--root": ("root", STR),
@@ -50,6 +50,7 @@ COMMANDS:
    delete     delete any resources held by the container often used with detached container
    spec       create a new specification file
    features   show the enabled features
+   exec       execute new process inside the container
 
 GLOBAL OPTIONS:
    --root value        root directory for storage of container state (default: "/run/conch")
@@ -171,8 +172,10 @@ def main(argv=None):
         msg = str(e)
         if cmd in ("create", "run") and not isinstance(e, UsageError):
             msg = f"conch {cmd} failed: {msg}"
+        elif cmd == "exec" and not isinstance(e, UsageError):
+            msg = f"exec failed: {msg}"
         log(ctx, "error", msg)
-        rc = 1
+        rc = 255 if cmd == "exec" else 1  # as runc: a failed exec exits 255
     except OSError as e:
         # a system call failed outside the places that name it: still one line
         where = f": {e.filename}" if getattr(e, "filename", None) else ""

@@ -1,0 +1,256 @@
+"""exec: start a new process inside a running container.
+
+The process joins every namespace of the container's init, read from
+/proc/PID/ns (the user namespace first, the mount namespace last), and its
+cgroup; it gets the process's capabilities, rlimits, user, groups, umask,
+no_new_privs and terminal through the same steps as the container's init
+(init.prepare_process, init.execve).
+
+As for `create`, the pid and time namespaces are joined by conch itself just
+before the fork (setns to them applies to children), so the forked child is
+already inside them; conch then returns to its own. The child is made
+non-dumpable before it joins anything (CVE-2016-9962): processes in the
+container cannot ptrace it or open /proc/PID/exe, the host interpreter
+(CVE-2019-5736). It marks every fd but stdio and the ones asked for
+close-on-exec before execve (CVE-2024-21626).
+
+The sync socket is close-on-exec in the child: conch reads EOF when execve
+succeeded, or the error.
+"""
+
+import _socket
+import os
+import resource
+
+from . import cgroups, config, init, sync
+from . import syscalls as sc
+from .errors import ConchError
+from .state import State
+
+# the order in which namespaces are joined: user first (it owns the others),
+# mount last (after it, paths are the container's)
+JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "mount")
+
+
+class ExecError(ConchError):
+    """exec failed; runc exits 255 then (engines tell it from the process's own status)."""
+
+    exit_code = 255
+
+
+class Exec:
+    """A started exec process: its host pid and, for a foreground terminal, the pty master."""
+
+    __slots__ = ("pid", "console_master", "state")
+
+
+def check_status(st, ignore_paused):
+    status = st.status()
+    if status == "stopped":
+        raise ExecError("cannot exec in a stopped container")
+    if status == "paused" and not ignore_paused:
+        raise ExecError("cannot exec in a paused container (use --ignore-paused to override)")
+    return status
+
+
+def container_process(st):
+    """The container's own process settings, the base for `exec` with flags."""
+    cfg = config.load(st.data["bundle"])
+    if cfg.process is None:
+        raise ExecError("the container's config.json has no process")
+    return cfg, cfg.process
+
+
+def start(st, cfg, proc, console_socket=None, console_pair=False, preserve_fds=0,
+          pass_fds=(), exec_fd=None, cgroup_sub=None, detach=False):
+    """Fork the exec process into the container; return an Exec once it has exec'd."""
+    if proc.terminal and not console_socket and not console_pair:
+        raise ExecError("cannot allocate tty if conch will detach without setting console socket")
+    if console_socket and not proc.terminal:
+        raise ExecError("cannot use console socket if conch will not detach or allocate tty")
+    pid = st.pid
+    fds = []
+    socks = []
+    child = 0
+    try:
+        pidfd = os.pidfd_open(pid)
+        fds.append(pidfd)
+        ns = {}
+        for typ, _ in cfg.namespaces:
+            name = config.NAMESPACES[typ][1]
+            try:
+                ns[typ] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise ExecError(f"joining the container's {typ} namespace: {e.strerror}") from None
+            fds.append(ns[typ])
+        # the fds are of the init we recorded, not of a process that reused its pid
+        if not st.alive():
+            raise ExecError("cannot exec in a stopped container")
+
+        mgr = cgroups.Manager.from_state(st.data.get("cgroup"))
+        dirs = _exec_cgroup_dirs(mgr, cgroup_sub)
+        a = init.InitArgs()
+        a.process = proc
+        a.preserve_fds = preserve_fds
+        a.join_files = [os.path.join(d, mgr.self_join_file) for d in dirs.values()] \
+            if mgr and mgr.self_join_file else []
+        a.console = None
+        console_mine = None
+        if console_socket:
+            cs = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            socks.append(cs)
+            try:
+                cs.connect(console_socket)
+            except OSError as e:
+                raise ExecError(f"connecting to console socket {console_socket}: {e.strerror}") from None
+            a.console = cs
+        elif proc.terminal:
+            console_mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            socks += [console_mine, theirs]
+            a.console = theirs
+        parent_sock, child_sock = sync.pair()
+        socks += [parent_sock, child_sock]
+        a.sock = child_sock
+
+        restore = []
+        for typ, nstype in (("pid", sc.CLONE_NEWPID), ("time", sc.CLONE_NEWTIME)):
+            if typ in ns:
+                own = "pid" if typ == "pid" else "time_for_children"
+                restore.append((os.open(f"/proc/self/ns/{own}", os.O_RDONLY | os.O_CLOEXEC), nstype))
+                fds.append(restore[-1][0])
+                sc.setns(ns[typ], nstype, f"the container's {typ} namespace")
+        try:
+            child = os.fork()
+            if child == 0:
+                parent_sock.close()
+                if console_mine is not None:
+                    console_mine.close()
+                _child(a, cfg, ns, pass_fds, exec_fd)  # never returns
+        finally:
+            for fd, nstype in restore:
+                sc.setns(fd, nstype, "conch's own namespace")
+        child_sock.close()
+        if a.console is not None:
+            a.console.close()
+        if mgr is not None and not mgr.self_join_file:
+            for d in dirs.values():
+                cgroups._write(os.path.join(d, "cgroup.procs"), child)
+            sync.send(parent_sock, sync.CGROUP_DONE)
+
+        ex = Exec()
+        ex.pid = child
+        ex.state = st
+        ex.console_master = None
+        if console_mine is not None:
+            from .container import _recv_fd
+            ex.console_master = _recv_fd(console_mine)
+        data = parent_sock.recv(sync.MAX)
+        if data:
+            kind, _, payload = data.partition(b" ")
+            raise ExecError(payload.decode(errors="replace") if kind == sync.ERROR
+                            else "unexpected message from the exec process")
+        return ex
+    except BaseException:
+        if child:
+            try:
+                os.kill(child, 9)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(child, 0)
+            except ChildProcessError:
+                pass
+        raise
+    finally:
+        for s in socks:
+            s.close()
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _exec_cgroup_dirs(mgr, sub):
+    """The cgroup directories the process joins: the container's, or with --cgroup
+    a sub-cgroup ([controller:]path) of it, which must exist."""
+    if mgr is None:
+        return {}
+    dirs = dict(mgr.dirs)
+    if not sub:
+        return dirs
+    ctrl, sep, path = sub.rpartition(":")
+    if ".." in path.split("/") or path.startswith("/"):
+        raise ExecError(f"--cgroup: {sub!r}: the path must be relative and inside the container's cgroup")
+    names = [n for n in dirs if not sep or ctrl in n.split(",")] if sep else list(dirs)
+    if sep and not names:
+        raise ExecError(f"--cgroup: {sub!r}: the container has no {ctrl} controller")
+    for n in names:
+        d = os.path.join(dirs[n], path)
+        if not os.path.isdir(d):
+            raise ExecError(f"--cgroup: {sub!r}: {d} does not exist")
+        dirs[n] = d
+    return dirs
+
+
+def _child(a, cfg, ns, pass_fds, exec_fd):
+    """In the forked child: join, set up, exec. Never returns."""
+    try:
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before joining anything of the container
+        sc.set_name(b"conch:exec")
+        for path in a.join_files:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        if not a.join_files and "cgroup" in ns:
+            kind, payload = sync.recv(a.sock)  # conch moves us into the cgroup (v2)
+            if kind != sync.CGROUP_DONE:
+                raise ConchError("conch went away")
+        keep = list(range(3, 3 + a.preserve_fds))
+        if pass_fds:
+            # host fd M becomes fd N: move every M out of the way first
+            moved = [(os.dup(m), n) for m, n in pass_fds]
+            for tmp, n in moved:
+                os.dup2(tmp, n, inheritable=True)
+                os.close(tmp)
+                keep.append(n)
+        for typ in JOIN_ORDER:
+            if typ in ns:
+                sc.setns(ns[typ], config.NAMESPACES[typ][0], f"the container's {typ} namespace")
+        proc = a.process
+        for res, soft, hard in proc.rlimits:
+            resource.setrlimit(res, (soft, hard))
+        console = None
+        if proc.terminal and a.console is not None:
+            console = init.setup_console(a.console, proc.console_size, bind_console=False)
+            a.console.close()
+        if exec_fd is not None:
+            # runsc's --exec-fd: run the binary behind a host fd, not args[0]
+            _, env = init.prepare_process(proc, "user" in ns, find_exe=False)
+            exe = exec_fd
+        else:
+            exe, env = init.prepare_process(proc, "user" in ns)
+        init.execve(exe, proc.args, env, console, keep, a.sock)
+    except BaseException as e:  # noqa: B902 - report everything, then exit
+        try:
+            sync.send(a.sock, sync.ERROR, init.message(e))
+        except BaseException:  # noqa: B902
+            pass
+    os._exit(127)
+
+
+def internal_pid(pid):
+    """The pid as the container sees it (the last NSpid of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"NSpid:"):
+                return int(line.split()[-1])
+    return pid
+
+
+def load(root, cid, ignore_paused=False):
+    st = State.load(root, cid)
+    check_status(st, ignore_paused)
+    return st
