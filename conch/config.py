@@ -263,6 +263,8 @@ def parse(raw, bundle):
     c.mounts = [parse_mount(m, f"mounts[{i}]", bundle)
                 for i, m in enumerate(_list(raw, "mounts", "mounts"))]
     c.process = parse_process(raw.get("process"), "process") if "process" in raw else None
+    if c.process is not None and c.process.caps is None:
+        c.process.caps = (0, 0, 0, 0, 0)  # as runc: no capabilities object, no capabilities
     c.hooks = parse_hooks(_obj(raw, "hooks", "hooks"))
 
     linux = _obj(raw, "linux", "linux")

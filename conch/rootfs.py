@@ -86,8 +86,8 @@ def mount_all(rootfd, cfg, cgroup_dirs):
         try:
             mount_one(rootfd, m, cfg, cgroup_dirs)
         except OSError as e:
-            raise ConchError(f"error mounting {m.source or m.type!r} to rootfs at "
-                             f"{m.destination!r}: {e}") from None
+            raise ConchError(f'error mounting "{m.source or m.type}" to rootfs at '
+                             f'"{m.destination}": {e}') from None
 
 
 def _is_dir_source(m):

@@ -173,7 +173,8 @@ class SyscallError(OSError):
 
     def __str__(self):
         where = f" {self.what}" if self.what else ""
-        return f"{self.call}{where}: {self.strerror}"
+        # lower-case as Go (runc) writes errno texts: engines match "no such file or directory"
+        return f"{self.call}{where}: {self.strerror[:1].lower()}{self.strerror[1:]}"
 
 
 def _check(ret, call, what=""):
