@@ -197,7 +197,7 @@ class Config:
     __slots__ = ("raw", "bundle", "oci_version", "root", "root_readonly",
                  "hostname", "domainname", "mounts", "process", "hooks",
                  "annotations", "namespaces", "uid_mappings", "gid_mappings",
-                 "devices", "cgroups_path", "resources", "rootfs_propagation",
+                 "devices", "cgroups_path", "resources", "device_rules", "rootfs_propagation",
                  "masked_paths", "readonly_paths", "sysctl", "seccomp",
                  "mount_label", "time_offsets", "personality")
 
@@ -297,6 +297,7 @@ def parse(raw, bundle):
                  for i, d in enumerate(_list(linux, "devices", "linux.devices"))]
     c.cgroups_path = _str(linux, "cgroupsPath", "linux.cgroupsPath")
     c.resources = _obj(linux, "resources", "linux.resources")
+    c.device_rules = device_rules(c.resources, c.devices)
     prop = _str(linux, "rootfsPropagation", "linux.rootfsPropagation")
     if prop and prop not in PROPAGATION:
         raise ConfigError("linux.rootfsPropagation", f"unknown propagation {describe(prop)}")
@@ -327,6 +328,47 @@ def parse(raw, bundle):
         raise ConfigError("linux.timeOffsets", "set, but there is no new time namespace")
     c.personality = linux.get("personality")
     return c
+
+
+# runc's default device allow-list: mknod of anything, and the devices every
+# container gets (null, zero, full, random, urandom, tty, ptmx, tun, the ptys)
+DEFAULT_DEVICE_RULES = (
+    (True, "c", -1, -1, "m"), (True, "b", -1, -1, "m"),
+    (True, "c", 1, 3, "rwm"), (True, "c", 1, 5, "rwm"), (True, "c", 1, 7, "rwm"),
+    (True, "c", 1, 8, "rwm"), (True, "c", 1, 9, "rwm"), (True, "c", 5, 0, "rwm"),
+    (True, "c", 5, 2, "rwm"), (True, "c", 10, 200, "rwm"), (True, "c", 136, -1, "rwm"),
+)
+
+
+def device_rules(resources, devices):
+    """The device cgroup rules, in order: linux.resources.devices, then an allow
+    for each of linux.devices, then runc's defaults. (allow, type, major, minor,
+    access) with -1 for a wildcard. None when no rule is given at all."""
+    given = _list(resources, "devices", "linux.resources.devices")
+    rules = []
+    for i, d in enumerate(given):
+        f = f"linux.resources.devices[{i}]"
+        if not isinstance(d, dict):
+            _expect(f, "object", d)
+        allow = d.get("allow")
+        if not isinstance(allow, bool):
+            _expect(f + ".allow", "boolean", allow)
+        typ = _str(d, "type", f + ".type", default="a")
+        if typ not in ("a", "c", "b"):
+            raise ConfigError(f + ".type", f"unknown device type {describe(typ)} (a, c or b)")
+        major = _int(d, "major", f + ".major", default=-1, lo=-1)
+        minor = _int(d, "minor", f + ".minor", default=-1, lo=-1)
+        access = _str(d, "access", f + ".access", default="rwm") or "rwm"
+        if not set(access) <= set("rwm"):
+            raise ConfigError(f + ".access", f"expected letters of rwm, got {describe(access)}")
+        rules.append((allow, typ, major, minor, access))
+    if not given:
+        return None
+    for path, typ, major, minor, _mode, _uid, _gid in devices:
+        if typ in ("c", "b", "u"):
+            rules.append((True, "c" if typ == "u" else typ, major, minor, "rwm"))
+    rules.extend(DEFAULT_DEVICE_RULES)
+    return rules
 
 
 def _abspaths(d, key, field):

@@ -110,6 +110,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         }
         st.save()  # before anything else exists: `delete --force` can undo a killed create
         mgr.create()
+        mgr.set_devices(cfg.device_rules)
 
         a = _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds)
         a.keyring = None if no_new_keyring else f"_ses.{cid}"

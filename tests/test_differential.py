@@ -422,8 +422,6 @@ def test_missing_cwd_is_created(runc, conch, make_bundle, cid):
                                          "/made/by/runtime 755 0:0"]
 
 
-@pytest.mark.xfail(strict=True, reason="linux.resources is not applied yet (the cgroups "
-                   "issue): conch's devices cgroup allows every device, runc's only the defaults")
 def test_devices_cgroup_allow_list(runc, conch, make_bundle, cid):
     b = make_bundle(["cat", "/sys/fs/cgroup/devices/devices.list"])
     res = run_both(runc, conch, b, cid)

@@ -130,6 +130,36 @@ class Manager:
     def freezer_files(self):
         return []
 
+    def set_devices(self, rules):
+        """Apply device rules (config.device_rules); on v2 this needs an eBPF
+        program, which comes with the cgroups issue."""
+
+
+def effective_device_rules(rules):
+    """Apply device rules in order to a model of the v1 devices controller:
+    (allow_all, {(type, major, minor): access}) where the entries are the
+    exceptions to the default (denies when allow_all, allows otherwise)."""
+    allow_all = True
+    entries = {}
+    for allow, typ, major, minor, access in rules:
+        if typ == "a" and major < 0 and minor < 0 and set(access) >= set("rwm"):
+            allow_all = allow
+            entries = {}
+            continue
+        types = ("c", "b") if typ == "a" else (typ,)
+        for t in types:
+            key = (t, major, minor)
+            have = set(entries.get(key, ""))
+            if allow != allow_all:  # an exception to the default: add its access
+                have |= set(access)
+            else:  # back to the default: remove the access from the exception
+                have -= set(access)
+            if have:
+                entries[key] = "".join(sorted(have))
+            else:
+                entries.pop(key, None)
+    return allow_all, entries
+
 
 class V1Manager(Manager):
     version = 1
@@ -168,6 +198,22 @@ class V1Manager(Manager):
     def freezer_files(self):
         p = self.dirs.get("freezer")
         return [os.path.join(p, "freezer.state")] if p else []
+
+    def set_devices(self, rules):
+        """v1 devices controller: the rules reduced to their effective list, then
+        written as the kernel keeps them (`a` and exceptions), sorted, as runc does."""
+        d = self.dirs.get("devices")
+        if not d or rules is None:
+            return
+        allow_all, entries = effective_device_rules(rules)
+        try:
+            _write(os.path.join(d, "devices.allow" if allow_all else "devices.deny"), b"a")
+            for (typ, major, minor), access in sorted(entries.items()):
+                rule = (f"{typ} {'*' if major < 0 else major}:{'*' if minor < 0 else minor} "
+                        f"{''.join(c for c in 'rwm' if c in access)}").encode()
+                _write(os.path.join(d, "devices.deny" if allow_all else "devices.allow"), rule)
+        except OSError as e:
+            raise ConchError(f"linux.resources.devices: {e.filename}: {e.strerror}") from None
 
 
 class V2Manager(Manager):
