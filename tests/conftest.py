@@ -249,3 +249,41 @@ def with_config(bundle, **changes):
             d = d.setdefault(p, {})
         d[parts[-1]] = value
     return cfg
+
+
+def _session_leftovers():
+    """Anything of this session's containers left on the host: run after the suite."""
+    problems = []
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if f"t{SESSION}-" in line or "pytest-of" in line]
+    if mounts:
+        problems.append(f"mounts: {mounts[:5]}")
+    for dirpath, dirnames, _ in os.walk(CGROUP_ROOT):
+        for d in list(dirnames):
+            if d.startswith(f"t{SESSION}-"):
+                problems.append(f"cgroup: {os.path.join(dirpath, d)}")
+                dirnames.remove(d)
+        if dirpath.count("/") > 8:
+            dirnames[:] = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if f"t{SESSION}-".encode() in cmd or comm in (b"conch:init", b"conch:exec"):
+            problems.append(f"process {pid}: {cmd[:80]!r}")
+    return problems
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_leak_check():
+    """After the whole suite: no mount, cgroup or process of this session's containers."""
+    yield
+    problems = _session_leftovers()
+    if problems:
+        pytest.fail("left behind by the suite: " + "; ".join(problems[:20]), pytrace=False)
