@@ -4,7 +4,8 @@ import os
 
 from .. import container, foreground
 from ..errors import ConchError
-from .args import BOOL, INT, STR, one_id, parse
+from . import create
+from .args import BOOL, one_id, parse
 
 HELP = """\
 NAME:
@@ -35,17 +36,12 @@ OPTIONS:
    --preserve-fds value      Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total) (default: 0)
 """
 
-SPEC = {
-    "--bundle": ("bundle", STR), "-b": ("bundle", STR),
-    "--console-socket": ("console_socket", STR),
+# create's flags, and run's own
+SPEC = dict(create.SPEC, **{
     "--detach": ("detach", BOOL), "-d": ("detach", BOOL),
     "--keep": ("keep", BOOL),
-    "--pid-file": ("pid_file", STR),
     "--no-subreaper": ("no_subreaper", BOOL),
-    "--no-pivot": ("no_pivot", BOOL),
-    "--no-new-keyring": ("no_new_keyring", BOOL),
-    "--preserve-fds": ("preserve_fds", INT),
-}
+})
 
 
 def run(ctx, argv):
