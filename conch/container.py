@@ -70,7 +70,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     failure nothing is left: no state dir, cgroup, or process."""
     bundle = os.path.abspath(bundle or ".")
     if pid_file:
-        pid_file = os.path.abspath(pid_file)  # relative to the caller's cwd, before the chdir
+        pid_file = os.path.abspath(pid_file)  # relative to the caller's cwd
     cfg = config.load(bundle)
     proc = cfg.process
     if proc is None:
@@ -81,10 +81,6 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         raise ConchError("cannot allocate tty if conch will detach without setting console socket")
     if console_socket and not proc.terminal:
         raise ConchError("cannot use console socket if conch will not detach or allocate tty")
-    try:
-        os.chdir(bundle)  # as runc: hooks run in the bundle directory
-    except OSError as e:
-        raise ConchError(f"bundle {bundle}: {e.strerror}") from None
 
     st = State.claim(root, cid)
     lc = Launch()
@@ -163,8 +159,8 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
                 st.data["pid"] = lc.pid
                 state_json = st.hook_state("creating")
                 try:
-                    hooks.run_all(cfg.hooks, "prestart", state_json)
-                    hooks.run_all(cfg.hooks, "createRuntime", state_json)
+                    hooks.run_all(cfg.hooks, "prestart", state_json, cwd=bundle)
+                    hooks.run_all(cfg.hooks, "createRuntime", state_json, cwd=bundle)
                 except ConchError as e:
                     sync.send(parent_sock, sync.ERROR, str(e))
                     raise
@@ -377,7 +373,8 @@ def _started(st, err):
         raise ConchError(err)
     hk = config.parse_hooks(st.data.get("hooks") or {})
     if "poststart" in hk:
-        hooks.run_all(hk, "poststart", st.hook_state("running"), warn_only=True, warn=_warn)
+        hooks.run_all(hk, "poststart", st.hook_state("running"), warn_only=True, warn=_warn,
+                      cwd=st.data.get("bundle"))
 
 
 def start_launch(lc):
@@ -484,5 +481,6 @@ def destroy(st, status=None):
             _warn(str(e))
     hk = config.parse_hooks(st.data.get("hooks") or {})
     if "poststop" in hk:
-        hooks.run_all(hk, "poststop", st.hook_state("stopped"), warn_only=True, warn=_warn)
+        hooks.run_all(hk, "poststop", st.hook_state("stopped"), warn_only=True, warn=_warn,
+                      cwd=st.data.get("bundle"))
     st.remove()

@@ -13,8 +13,9 @@ import select
 from .errors import ConchError
 
 
-def run(hook, state_json, kind):
-    """Run one hook; raise ConchError if it fails, times out or cannot start."""
+def run(hook, state_json, kind, cwd=None):
+    """Run one hook (in `cwd`, the bundle for the runtime's hooks, as runc runs them);
+    raise ConchError if it fails, times out or cannot start."""
     r, w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()
@@ -23,6 +24,8 @@ def run(hook, state_json, kind):
             _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
             for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
                 _signal.signal(sig, _signal.SIG_DFL)
+            if cwd:
+                os.chdir(cwd)
             os.dup2(r, 0)
             os.dup2(err_w, 2)
             os.closerange(3, 65536)
@@ -77,10 +80,10 @@ def _wait(pid, timeout):
         os.close(pidfd)
 
 
-def run_all(hooks, kind, state_json, warn_only=False, warn=None):
+def run_all(hooks, kind, state_json, warn_only=False, warn=None, cwd=None):
     for hook in hooks.get(kind, ()):
         try:
-            run(hook, state_json, kind)
+            run(hook, state_json, kind, cwd)
         except ConchError as e:
             if not warn_only:
                 raise

@@ -151,7 +151,7 @@ def _main(a):
             raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
         a.hook_state = payload.decode()
     if "createContainer" in cfg.hooks:
-        hooks.run_all(cfg.hooks, "createContainer", a.hook_state)
+        hooks.run_all(cfg.hooks, "createContainer", a.hook_state, cwd=cfg.bundle)
 
     if new & sc.CLONE_NEWCGROUP:
         # the cgroup namespace is made once we are in the container's cgroup, so that
