@@ -312,7 +312,10 @@ def parse(raw, bundle):
         if not k or "/" in k or ".." in k.split("."):
             raise ConfigError(f"linux.sysctl.{k}", "invalid sysctl name")
         c.sysctl.append((k, v))
-    c.seccomp = linux.get("seccomp")
+    c.seccomp = None
+    if linux.get("seccomp") is not None:
+        from . import seccomp  # noqa: PLC0415 - only a config with linux.seccomp pays for it
+        c.seccomp = seccomp.parse(linux["seccomp"])
     c.mount_label = _str(linux, "mountLabel", "linux.mountLabel")
     c.time_offsets = []
     for clock, off in _obj(linux, "timeOffsets", "linux.timeOffsets").items():

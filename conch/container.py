@@ -45,15 +45,66 @@ def write_pid_file(path, pid):
 
 
 def write_idmaps(pid, cfg):
-    for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
-        data = "".join(f"{c} {h} {n}\n" for c, h, n in maps).encode()
-        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+    """The id maps of the init's new user namespace (directly, or newuidmap/newgidmap)."""
+    from . import userns  # noqa: PLC0415 - only with a user namespace: off root's start path
+    userns.write_maps(pid, cfg.uid_mappings, cfg.gid_mappings)
+
+
+def require_cgroup(st, cmd):
+    """The container's cgroup manager, for the commands that need one (pause, resume,
+    ps, update, events, checkpoint, restore); a clear error when it has none, as a
+    rootless container without a delegated cgroup v2 subtree."""
+    mgr = cgroups.Manager.from_state(st.data.get("cgroup"))
+    if mgr is None or not mgr.dirs:
+        raise ConchError(f"{cmd} needs the container's cgroup, and container {st.id} has none "
+                         "(rootless: no writable delegated cgroup v2 subtree was found)")
+    return mgr
+
+
+def _cgroup_manager(cfg, cid, rootless, systemd=False):
+    """The cgroup manager for a new container, or None. As a rootless user (--rootless
+    auto or true): a delegated cgroup v2 subtree if one is writable, else none."""
+    mgr = cgroups.manager_for(cfg.cgroups_path, cid, systemd)
+    if os.geteuid() == 0 or rootless == "false":
+        return mgr
+    from . import userns  # noqa: PLC0415
+    mgr = userns.delegated_cgroup(cfg.cgroups_path, cid)
+    if mgr is None:
+        _warn_no_cgroup(cfg, "no writable delegated cgroup v2 subtree")
+    return mgr
+
+
+def _make_cgroup(mgr, cfg, st, rootless, res=None):
+    """Create the cgroup. Rootless (--rootless true, or auto as a user without full
+    privileges), a permission error leaves the container without one, as runc."""
+    try:
+        mgr.create()
+        mgr.configure(cfg.device_rules, res)
+        return mgr
+    except ConchError as e:
+        from . import userns  # noqa: PLC0415
+        if not userns.is_permission_error(e) or not userns.is_rootless(rootless):
+            if userns.is_permission_error(e) and os.geteuid() != 0:
+                raise ConchError(f"{e} (with --rootless false, conch must make the "
+                                 "container's cgroup)") from None
+            raise
         try:
-            os.write(fd, data)
-        except OSError as e:
-            raise ConchError(f"linux.{name[0]}idMappings: writing {name}: {e.strerror}") from None
-        finally:
-            os.close(fd)
+            mgr.destroy()
+        except ConchError:
+            pass
+        _warn_no_cgroup(cfg, str(e))
+    st.data["cgroup"] = None
+    st.data["freezer"] = []
+    st.save()
+    return None
+
+
+def _warn_no_cgroup(cfg, why):
+    from . import userns  # noqa: PLC0415
+    asked = userns.resources_asked(cfg)
+    if asked:
+        _warn(f"linux.resources ({', '.join(asked)}) not applied: the rootless container "
+              f"has no cgroup ({why})")
 
 
 class Launch:
@@ -63,7 +114,8 @@ class Launch:
 
 
 def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
-           preserve_fds=0, keep_sock=False, console_pair=False, no_new_keyring=False):
+           preserve_fds=0, keep_sock=False, console_pair=False, no_new_keyring=False,
+           rootless="auto", systemd_cgroup=False):
     """Create a container and leave its init waiting for start; return a Launch.
 
     With keep_sock the sync socket stays open (`run` starts through it). On any
@@ -81,6 +133,11 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         raise ConchError("cannot allocate tty if conch will detach without setting console socket")
     if console_socket and not proc.terminal:
         raise ConchError("cannot use console socket if conch will not detach or allocate tty")
+    filt = confinement(cfg, proc, root)
+    res = None
+    if cfg.resources and cgroups.needs_resources(cfg.resources):
+        from .cgroups import resources  # noqa: PLC0415 - only for configs with limits
+        res = resources.parse(cfg.resources)
 
     st = State.claim(root, cid)
     lc = Launch()
@@ -95,20 +152,33 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
     socks = []
     console_mine = None
     try:
-        mgr = cgroups.manager_for(cfg.cgroups_path, cid)
+        mgr = _cgroup_manager(cfg, cid, rootless, systemd_cgroup)
         st.data = {
             "ociVersion": cfg.oci_version, "id": cid, "pid": 0, "bundle": bundle,
             "rootfs": cfg.root, "created": utc_now(), "owner": "",
-            "annotations": cfg.annotations, "cgroup": mgr.to_state(),
-            "freezer": mgr.freezer_files, "own_pidns": cfg.has_ns("pid") and not cfg.ns_path("pid"),
+            "annotations": cfg.annotations, "cgroup": mgr.to_state() if mgr else None,
+            "freezer": mgr.freezer_files if mgr else [],
+            "own_pidns": cfg.has_ns("pid") and not cfg.ns_path("pid"),
             "hooks": {k: cfg.raw["hooks"][k] for k in ("poststart", "poststop")
                       if k in cfg.hooks},
         }
+        if res is not None:
+            st.data["resources"] = cfg.resources  # what `update` starts from
         st.save()  # before anything else exists: `delete --force` can undo a killed create
-        mgr.create()
-        mgr.set_devices(cfg.device_rules)
+        if mgr is not None:
+            mgr = _make_cgroup(mgr, cfg, st, rootless, res)
 
         a = _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds)
+        a.seccomp = filt
+        if any(m.extra or m.uid_mappings or m.gid_mappings for m in cfg.mounts):
+            from . import userns  # noqa: PLC0415
+            a.mount_trees = userns.idmapped_mounts(cfg, os.geteuid() != 0)
+            fds.extend(a.mount_trees.values())
+        if a.userns_new and os.geteuid() == 0:
+            from . import userns  # noqa: PLC0415
+            uid, gid = userns.host_id(cfg.uid_mappings), userns.host_id(cfg.gid_mappings)
+            if uid is not None and gid is not None:
+                userns.fix_stdio_owner(uid, gid)  # as runc's HostUID: the container's root
         a.keyring = None if no_new_keyring else f"_ses.{cid}"
         if console_socket:
             cs = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -133,16 +203,19 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
 
         if a.userns_new or keep_sock:
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-        child = _fork_init(cfg, a, parent_sock)
+        into = mgr.clone_into() if mgr is not None else None
+        child, born = _fork_init(cfg, a, parent_sock, into)
         child_sock.close()
         lsock.close()
         lc.sock = parent_sock
         lc.pid = child
-        if not a.join_files:
-            # the init sets up its namespaces and mounts meanwhile
-            mgr.join(child)
-            if cfg.ns_flags(False) & sc.CLONE_NEWCGROUP:
-                sync.send(parent_sock, sync.CGROUP_DONE)
+        if mgr is not None:
+            # what the init could not do itself (on v1 it moves itself through `tasks`)
+            # nor was born into: a systemd unit, cgroup2 without clone3. It sets up its
+            # namespaces and mounts meanwhile.
+            mgr.join_child(child, into if born else None)
+        if a.cgroup_wait:
+            sync.send(parent_sock, sync.CGROUP_DONE)
         if a.console is not None:
             a.console.close()
 
@@ -165,6 +238,14 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
                     sync.send(parent_sock, sync.ERROR, str(e))
                     raise
                 sync.send(parent_sock, sync.HOOKS_DONE, state_json)
+            elif kind == sync.SECCOMP:
+                st.data["pid"] = lc.pid
+                try:
+                    filt.send_listener(int(payload), lc.pid, st.hook_state("creating"))
+                except ConchError as e:
+                    sync.send(parent_sock, sync.ERROR, str(e))
+                    raise
+                sync.send(parent_sock, sync.SECCOMP_DONE)
             elif kind == sync.ERROR:
                 raise ConchError("unable to start container process: "
                                  + payload.decode(errors="replace"))
@@ -208,6 +289,19 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
                 pass
 
 
+def confinement(cfg, proc, root):
+    """Before anything exists: check that the host has the LSMs the config asks
+    for, and compile linux.seccomp (a conch.seccomp.Filter, or None). Neither
+    module is imported for a config without labels or seccomp."""
+    if proc.apparmor or proc.selinux_label or cfg.mount_label:
+        from . import lsm  # noqa: PLC0415
+        lsm.check(proc, cfg)
+    if cfg.seccomp is None:
+        return None
+    from . import seccomp  # noqa: PLC0415
+    return seccomp.build(cfg.seccomp, cfg.raw["linux"]["seccomp"], os.path.join(root, ".seccomp"))
+
+
 def _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds):
     from .init import InitArgs
     a = InitArgs()
@@ -218,7 +312,15 @@ def _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds):
     a.no_pivot = no_pivot
     a.cgroup_dirs = mgr.dirs if mgr else {}
     a.join_files = mgr.self_join_files() if mgr and mgr.self_join_file else []
+    # the init waits for cgroup-done (1) before it makes its cgroup namespace when the
+    # parent moves it somewhere (or when it has no cgroup to join at all), not into
+    # the cgroup2 directory it is born in (_fork_init); (2) first thing, for systemd
+    into = mgr.clone_into() if mgr else None
+    a.cgroup_wait = 2 if mgr is not None and mgr.child_waits else int(
+        bool(cfg.ns_flags(False) & sc.CLONE_NEWCGROUP) and bool(
+            not a.join_files or [d for d in mgr.parent_join_dirs() if d != into]))
     a.userns_new = cfg.has_ns("user") and not cfg.ns_path("user")
+    a.mount_trees = None
     a.hook_state = ""
     order = ("user", "ipc", "uts", "network", "cgroup", "mount")
     a.ns_fds = []
@@ -235,10 +337,13 @@ def _init_args(cfg, proc, mgr, preserve_fds, no_pivot, fds):
     return a
 
 
-def _fork_init(cfg, a, parent_sock):
+def _fork_init(cfg, a, parent_sock, into=None):
     """Fork the init. Without a new user namespace the pid (and time) namespace is
     made here, in the parent, so that the forked child is its pid 1; the parent
-    then returns to its own pid namespace before it forks anything else (hooks)."""
+    then returns to its own pid namespace before it forks anything else (hooks).
+    With `into` (a cgroup2 directory) the child is born there (clone3 with
+    CLONE_INTO_CGROUP); where the kernel refuses, a plain fork, and the parent
+    moves it. Returns (pid, born in `into`)."""
     from . import init
     pidns = cfg.ns_path("pid")
     restore = []
@@ -259,8 +364,15 @@ def _fork_init(cfg, a, parent_sock):
                 sc.setns(fd, sc.CLONE_NEWPID, f"pid namespace {pidns}")
             finally:
                 os.close(fd)
+    born = False
     try:
-        pid = os.fork()
+        pid = -1
+        if into is not None:
+            pid, born = _clone_into(into)
+            if not born:  # the parent moves the child, so a cgroup namespace waits for it
+                a.cgroup_wait = int(bool(cfg.ns_flags(False) & sc.CLONE_NEWCGROUP))
+        if pid < 0:
+            pid = os.fork()
         if pid == 0:
             parent_sock.close()
             for fd in restore:
@@ -273,7 +385,22 @@ def _fork_init(cfg, a, parent_sock):
             except OSError:
                 pass
             os.close(fd)
-    return pid
+    return pid, born
+
+
+def _clone_into(path):
+    """fork() into a cgroup2 directory: (pid, True); (-1, False) when it cannot be done
+    (kernel before 5.7, a seccomp filter that refuses clone3): nothing was forked."""
+    try:
+        cgfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1, False
+    try:
+        return sc.fork_into_cgroup(cgfd), True
+    except OSError:
+        return -1, False
+    finally:
+        os.close(cgfd)
 
 
 def _recv_fd(sock):
@@ -360,7 +487,7 @@ def _wait_exec(sock):
     except ConnectionResetError:
         return "cannot start an already running container"
     if data.startswith(sync.ERROR):
-        return data[len(sync.ERROR) + 1:].decode(errors="replace")
+        return sync.error_text(data[len(sync.ERROR) + 1:])
     return None
 
 

@@ -25,7 +25,7 @@ import os
 import resource
 import stat
 
-from . import hooks, jsonlite, rootfs, sync
+from . import hooks, rootfs, sync, trampoline
 from . import syscalls as sc
 from .config import NAMESPACES
 from .errors import ConchError
@@ -36,8 +36,8 @@ NSIG = _signal.NSIG
 
 class InitArgs:
     __slots__ = ("config", "process", "sock", "listen", "console", "preserve_fds",
-                 "no_pivot", "cgroup_dirs", "join_files", "keyring", "userns_new", "hook_state",
-                 "ns_fds", "fds_to_close")
+                 "no_pivot", "cgroup_dirs", "join_files", "cgroup_wait", "keyring", "userns_new", "hook_state",
+                 "ns_fds", "fds_to_close", "mount_trees", "seccomp")
 
 
 def message(e):
@@ -48,6 +48,12 @@ def message(e):
         where = f" {e.filename}" if e.filename else ""
         return f"{e.strerror or e}{':' if where else ''}{where}".strip()
     return f"{type(e).__name__}: {e}"
+
+
+def _wait_cgroup(sock):
+    kind, payload = sync.recv(sock)
+    if kind != sync.CGROUP_DONE:
+        raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
 
 
 def main(a):
@@ -81,6 +87,10 @@ def _main(a):
             os.write(fd, b"0")
         finally:
             os.close(fd)
+    if a.cgroup_wait == 2:
+        # systemd: the cgroup is made once the parent has started our unit; nothing
+        # (mounts of it included) goes on before that
+        _wait_cgroup(sock)
 
     # namespaces given by path: the user namespace first, the mount namespace last
     for typ, fd in a.ns_fds:
@@ -89,9 +99,16 @@ def _main(a):
 
     new = cfg.ns_flags(with_path=False)
     if a.userns_new:
+        unprivileged = os.geteuid() != 0  # before the unshare: then ids read as 65534
         sc.unshare(sc.CLONE_NEWUSER)
+        if unprivileged:
+            # the kernel gives /proc/PID of a non-dumpable process to root: an unprivileged
+            # conch (or newuidmap, which checks the owner) could not write our maps
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)
         sync.send(sock, sync.USERMAP)
         kind, payload = sync.recv(sock)
+        if unprivileged:
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)  # before anything of the container exists
         if kind != sync.USERMAP_DONE:
             raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
         os.setresgid(0, 0, 0)
@@ -133,7 +150,7 @@ def _main(a):
         rootfs.prepare_root(cfg)
         rootfd = os.open(cfg.root, sc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            rootfs.mount_all(rootfd, cfg, a.cgroup_dirs)
+            rootfs.mount_all(rootfd, cfg, a.cgroup_dirs, a.mount_trees)
             rootfs.setup_dev(rootfd, cfg, in_userns)
         finally:
             os.close(rootfd)
@@ -155,11 +172,10 @@ def _main(a):
 
     if new & sc.CLONE_NEWCGROUP:
         # the cgroup namespace is made once we are in the container's cgroup, so that
-        # its root is that cgroup; without join_files the parent moves us meanwhile
-        if not a.join_files:
-            kind, payload = sync.recv(sock)
-            if kind != sync.CGROUP_DONE:
-                raise ConchError(payload.decode() if kind == sync.ERROR else "parent went away")
+        # its root is that cgroup; the parent moves us meanwhile where we cannot
+        # (v2, the cgroup2 directory of a hybrid host, a systemd unit)
+        if a.cgroup_wait == 1:
+            _wait_cgroup(sock)
         sc.unshare(sc.CLONE_NEWCGROUP)
 
     if a.no_pivot:
@@ -179,7 +195,7 @@ def _main(a):
     if cfg.root_readonly:
         rootfs.readonly_root()
 
-    exe, env = prepare_process(proc, in_userns)
+    exe, env = prepare_process(proc, in_userns, seccomp=a.seccomp, sock=sock)
 
     sync.send(sock, sync.READY)
     kind, payload = sync.recv(sock)
@@ -198,10 +214,12 @@ def _main(a):
         a.listen.close()
 
     if "startContainer" in cfg.hooks:
-        state = jsonlite.loads(a.hook_state)
-        state["status"] = "created"  # as runc: start is under way, the process not yet run
+        # as runc: start is under way, the process not yet run. Not parsed: jsonlite's error
+        # path imports json.decoder, which after pivot_root would come from the image (a
+        # quote inside a JSON string is escaped, so this only matches the status field)
+        state = a.hook_state.replace('"status":"creating"', '"status":"created"', 1)
         try:
-            hooks.run_all(cfg.hooks, "startContainer", jsonlite.dumps(state))
+            hooks.run_all(cfg.hooks, "startContainer", state)
         except ConchError as e:
             _report(conn or sock, str(e))
             os._exit(1)
@@ -209,12 +227,21 @@ def _main(a):
     execve(exe, proc.args, env, console, range(3, 3 + a.preserve_fds), conn or sock)
 
 
-def prepare_process(proc, in_userns, find_exe=True):
-    """HOME, cwd, user, capabilities, the executable, umask and no_new_privs, in
-    runc's order, for a container's init or an exec'd process. Returns (exe, env)."""
+def prepare_process(proc, in_userns, find_exe=True, seccomp=None, sock=None):
+    """HOME, LSM labels, cwd, user, capabilities, the executable, umask,
+    no_new_privs and the seccomp filter (a conch.seccomp.Filter; `sock` takes
+    the notify listener fd to conch), in runc's order, for a container's init
+    or an exec'd process. Returns (exe, env)."""
     env = proc.env
     if not _envdict(env).get("HOME"):
         env = env + ["HOME=" + home_of(proc.user.uid)]  # as runc sets it
+    if proc.apparmor or proc.selinux_label:
+        set_exec_labels(proc)  # the LSM confines the program; exec'd directly (see execve)
+    elif find_exe:
+        trampoline.prepare()  # the sealed memfd, before a seccomp filter could refuse memfd_create
+    if seccomp is not None and not proc.no_new_privileges:
+        # without no_new_privs a filter needs CAP_SYS_ADMIN: before the capabilities go (runc)
+        load_seccomp(seccomp, sock)
     # chdir before the user changes (a directory only root can enter) and after
     cwd_ok = _chdir(proc.cwd, must=False)
     set_user(proc, in_userns)
@@ -225,7 +252,73 @@ def prepare_process(proc, in_userns, find_exe=True):
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if seccomp is not None:
+            load_seccomp(seccomp, sock)  # as late as possible: few syscalls run under it (runc)
     return exe, env
+
+
+def load_seccomp(f, sock):
+    """Load the filter conch compiled. With SCMP_ACT_NOTIFY, hand the listener fd to
+    conch (it sends it to listenerPath) and wait until it has."""
+    try:
+        fd = sc.seccomp_filter(f.bpf, f.flags)
+    except OSError as e:
+        raise ConchError(f"linux.seccomp: loading the filter: {e}") from None
+    if f.notify:
+        try:
+            sync.send_fd(sock, sync.SECCOMP, fd)
+        finally:
+            os.close(fd)
+        kind, payload = sync.recv(sock)
+        if kind != sync.SECCOMP_DONE:
+            raise ConchError(payload.decode() if kind == sync.ERROR else "conch went away")
+
+
+ATTR_RESOLVE = (sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_MAGICLINKS
+                | sc.RESOLVE_NO_XDEV)
+
+
+def set_exec_labels(proc):
+    """The AppArmor profile and SELinux label for the next execve, written to this
+    process's attr files under the container's /proc, which must be procfs, with no
+    symlink or mount on the way (CVE-2019-16884, CVE-2023-28642). conch checked
+    before the fork that the host has the LSM."""
+    try:
+        procfd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise ConchError(f"/proc in the container: {e.strerror}: cannot apply LSM labels") from None
+    try:
+        if sc.fstatfs_type(procfd) != sc.PROC_SUPER_MAGIC:
+            raise ConchError("/proc in the container is not procfs: refusing to write LSM labels")
+        attr = f"{os.getpid()}/attr"
+        if proc.apparmor:
+            _write_attr(procfd, (attr + "/apparmor/exec", attr + "/exec"),
+                        b"exec " + proc.apparmor.encode(), "process.apparmorProfile")
+        if proc.selinux_label:
+            _write_attr(procfd, (attr + "/exec",), proc.selinux_label.encode(),
+                        "process.selinuxLabel")
+    finally:
+        os.close(procfd)
+
+
+def _write_attr(procfd, paths, value, field):
+    for i, path in enumerate(paths):
+        try:
+            fd = sc.openat2(procfd, path, os.O_WRONLY, 0, ATTR_RESOLVE)
+        except OSError as e:
+            if e.errno == 2 and i + 1 < len(paths):
+                continue  # no attr/apparmor/ (before Linux 5.8): the generic file
+            raise ConchError(f"{field}: /proc/self/{path.partition('/')[2]}: {e.strerror}") from None
+        try:
+            if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC:
+                raise ConchError(f"{field}: /proc/self/{path.partition('/')[2]} is not on procfs")
+            os.write(fd, value)
+        except OSError as e:
+            raise ConchError(f"{field}: writing {value.decode(errors='replace')!r}: "
+                             f"{e.strerror}") from None
+        finally:
+            os.close(fd)
+        return
 
 
 def execve(exe, args, env, console, keep, report_sock):
@@ -241,17 +334,54 @@ def execve(exe, args, env, console, keep, report_sock):
         if console > 2:
             os.close(console)
     reset_signals()
-    sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    # Close every fd but `keep`, the report socket and an exe fd. Close-on-exec is not
+    # enough: execve resolves its path before it closes them, so a stray fd of a host
+    # directory would still reach the host as args[0] = "/proc/self/fd/N/../..."
+    # (CVE-2024-21626). The report socket and an exe fd are close-on-exec.
+    tramp = trampoline.fd() if isinstance(exe, str) else None
+    close_all_but(set(keep) | {report_sock.fileno()} | ({exe} if isinstance(exe, int) else set())
+                  | ({tramp} if tramp is not None else set()))
     for fd in keep:
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass  # not open: nothing to pass
+    envd = _envdict(env)
+    if tramp is not None:
+        # CVE-2019-5736: the program is exec'd by the sealed trampoline, not by python (whose
+        # /proc/self/exe a "#!/proc/self/exe" script would get); it reports on report_sock
+        rfd = report_sock.fileno()
+        os.set_inheritable(rfd, True)
+        try:
+            os.execve(tramp, trampoline.argv(rfd, f"{sync.ERROR.decode()} exec {exe}: ", exe, args),
+                      envd)
+        except OSError:
+            pass  # execveat refused (a seccomp profile without it, noexec memfds): exec directly
+        os.set_inheritable(rfd, False)
     try:
-        os.execve(exe, args, _envdict(env))
+        os.execve(exe, args, envd)
     except OSError as e:
         _report(report_sock, f"exec {exe}: {e.strerror}")
     os._exit(127)
+
+
+def close_all_but(fds):
+    """Close every fd from 3 up but `fds`."""
+    ranges = []
+    lo = 3
+    for fd in sorted(fds):
+        if fd >= lo:
+            if fd > lo:
+                ranges.append((lo, fd - 1))
+            lo = fd + 1
+    ranges.append((lo, 0xFFFFFFFF))
+    for first, last in ranges:
+        try:
+            sc.close_range(first, last)
+        except OSError:
+            # close_range refused (ENOSYS from a seccomp profile older than it): one by one
+            top = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 16)
+            os.closerange(first, min(last + 1, top))
 
 
 def _report(sock, msg):

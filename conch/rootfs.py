@@ -81,10 +81,11 @@ def prepare_root(cfg):
     sc.mount(cfg.root, cfg.root, "bind", sc.MS_BIND | sc.MS_REC)
 
 
-def mount_all(rootfd, cfg, cgroup_dirs):
-    for m in cfg.mounts:
+def mount_all(rootfd, cfg, cgroup_dirs, trees=None):
+    """`trees`: {index of the mount: fd of a detached idmapped tree} (userns.idmapped_mounts)."""
+    for i, m in enumerate(cfg.mounts):
         try:
-            mount_one(rootfd, m, cfg, cgroup_dirs)
+            mount_one(rootfd, m, cfg, cgroup_dirs, trees.get(i) if trees else None)
         except OSError as e:
             raise ConchError(f'error mounting "{m.source or m.type}" to rootfs at '
                              f'"{m.destination}": {e}') from None
@@ -99,11 +100,11 @@ def _is_dir_source(m):
         raise sc.SyscallError(e.errno, "stat", m.source) from None
 
 
-def mount_one(rootfd, m, cfg, cgroup_dirs):
+def mount_one(rootfd, m, cfg, cgroup_dirs, tree=None):
     if m.type == "cgroup":
         return mount_cgroup_v1(rootfd, m, cgroup_dirs)
     resolve = NO_LINKS if m.type in ("proc", "sysfs") else IN_ROOT
-    isdir = _is_dir_source(m)
+    isdir = _is_dir_source(m) if tree is None else stat.S_ISDIR(os.fstat(tree).st_mode)
     fd = mkdir_all(rootfd, m.destination, 0o755, resolve, last_is_file=not isdir)
     try:
         target = fdpath(fd)
@@ -112,17 +113,29 @@ def mount_one(rootfd, m, cfg, cgroup_dirs):
             if not stat.S_ISDIR(st.st_mode):
                 raise ConchError(f"{m.destination} is not a directory: refusing to mount {m.type} there")
         flags = m.flags
-        if m.bind:
+        bind = m.bind
+        if tree is not None:
+            sc.move_mount(tree, fd, m.destination)  # an idmapped clone of the source
+            os.close(tree)
+        elif m.bind:
             sc.mount(m.source, target, None, flags & (sc.MS_BIND | sc.MS_REC), None, m.destination)
         else:
-            sc.mount(m.source or m.type, target, m.type, flags, m.data or None, m.destination)
+            try:
+                sc.mount(m.source or m.type, target, m.type, flags, m.data or None, m.destination)
+            except OSError as e:
+                if m.type != "sysfs" or e.errno != 1 or not cfg.has_ns("user"):
+                    raise
+                # a user namespace that does not own the network namespace may not mount
+                # sysfs: bind the host's /sys instead, with the mount's flags (as runc)
+                sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC, None, m.destination)
+                bind = True
         extra = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-        if not (m.propagation or m.rec_set or m.rec_clr or (m.bind and (extra or m.clear))):
+        if not (m.propagation or m.rec_set or m.rec_clr or (bind and (extra or m.clear))):
             return
         # fd is the directory under the new mount: what follows acts on the mount itself
         os.close(fd)
         fd = open_in_root(rootfd, m.destination, O_PATH, resolve)
-        if m.bind and (extra or m.clear):
+        if bind and (extra or m.clear):
             # a bind mount takes its flags only from a remount
             remount_bind(fd, m.destination, extra, m.clear)
         for p in m.propagation:

@@ -27,12 +27,20 @@ def check_id(cid):
 
 
 def default_root():
+    """/run/conch for root; $XDG_RUNTIME_DIR/conch for anyone else (as runc). Without
+    XDG_RUNTIME_DIR a user gets /run/conch only if it may write there; else an error
+    (no fallback under /tmp, where another user could make the directory first)."""
     if os.geteuid() == 0:
         return "/run/conch"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return os.path.join(xdg, "conch")
-    return f"/tmp/conch-{os.geteuid()}"
+    if os.access("/run/conch", os.W_OK | os.X_OK) or (
+            not os.path.lexists("/run/conch") and os.access("/run", os.W_OK | os.X_OK)):
+        return "/run/conch"
+    raise ConchError(f"XDG_RUNTIME_DIR is not set and /run/conch is not writable by uid "
+                     f"{os.geteuid()}: set XDG_RUNTIME_DIR (usually /run/user/{os.geteuid()}) "
+                     "or pass --root")
 
 
 def proc_stat(pid):
@@ -86,7 +94,8 @@ class State:
         try:
             os.mkdir(st.dir, 0o711)
         except FileNotFoundError:
-            os.makedirs(root, 0o711, exist_ok=True)
+            # a user's root is private (as runc's $XDG_RUNTIME_DIR/runc); root's is 0711
+            os.makedirs(root, 0o711 if os.geteuid() == 0 else 0o700, exist_ok=True)
             return cls.claim(root, cid)
         except FileExistsError:
             raise ConchError(f"container with id exists: {cid}") from None
@@ -132,10 +141,10 @@ class State:
     def status(self):
         if not self.alive():
             return "stopped"
+        if self._frozen():  # as runc: a created container can be paused too
+            return "paused"
         if os.path.exists(os.path.join(self.dir, START_SOCK)):
             return "created"
-        if self._frozen():
-            return "paused"
         return "running"
 
     def _frozen(self):

@@ -137,6 +137,13 @@ MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_IDMAP = 0x100000
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 
+# open_tree, move_mount (idmapped mounts)
+AT_EMPTY_PATH = 0x1000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
 PROC_SUPER_MAGIC = 0x9FA0
 SYSFS_MAGIC = 0x62656572
 TMPFS_MAGIC = 0x01021994
@@ -161,6 +168,9 @@ elif _machine == "aarch64":
            "mount_setattr": 442, "keyctl": 219}
 else:  # pragma: no cover - other architectures are not supported yet
     raise ImportError(f"conch does not support {_machine} yet")
+
+
+_NR["seccomp"] = 317 if _machine == "x86_64" else 277
 
 
 class SyscallError(OSError):
@@ -270,7 +280,11 @@ def _u64s(*vals):
 
 def openat2(dirfd, path, flags, mode=0, resolve=0):
     how = _u64s(flags | os.O_CLOEXEC, mode, resolve)  # struct open_how
-    ret = _libc.syscall(c_long(_NR["openat2"]), dirfd, _b(path), how, c_long(len(how)))
+    for _ in range(64):
+        ret = _libc.syscall(c_long(_NR["openat2"]), dirfd, _b(path), how, c_long(len(how)))
+        # EAGAIN: a rename or mount raced a RESOLVE_IN_ROOT/BENEATH lookup; try again
+        if ret >= 0 or get_errno() != 11:
+            break
     return _check(ret, "openat2", path)
 
 
@@ -280,6 +294,19 @@ def mount_setattr(dirfd, path, flags, attr_set, attr_clr=0, propagation=0,
     ret = _libc.syscall(c_long(_NR["mount_setattr"]), dirfd, _b(path), c_uint(flags),
                         attr, c_long(len(attr)))
     _check(ret, "mount_setattr", what or path)
+
+
+def open_tree(dirfd, path, flags, what=None):
+    """open_tree(2): with OPEN_TREE_CLONE, an fd of a detached copy of the mount at path."""
+    ret = _libc.syscall(c_long(_NR["open_tree"]), dirfd, _b(path), c_uint(flags))
+    return _check(ret, "open_tree", what or path)
+
+
+def move_mount(from_fd, to_fd, what=None):
+    """move_mount(2) of the tree behind from_fd onto the directory behind to_fd."""
+    ret = _libc.syscall(c_long(_NR["move_mount"]), from_fd, b"", to_fd, b"",
+                        c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+    _check(ret, "move_mount", what or "")
 
 
 def fstatfs_type(fd):
@@ -318,9 +345,111 @@ def capset(effective, permitted, inheritable):
     _check(_libc.capset(hdr, data), "capset")
 
 
+_last_cap = []
+
+
 def last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except OSError:
-        return 40
+    """The kernel's highest capability number, asked of the kernel (PR_CAPBSET_READ
+    fails with EINVAL above it), never read from /proc/sys/kernel/cap_last_cap:
+    the init calls this after pivot_root, where /proc is whatever the container's
+    rootfs has (a fake file could keep capabilities in the bounding set)."""
+    if not _last_cap:
+        def known(n):
+            return _libc.prctl(PR_CAPBSET_READ, c_long(n), c_long(0), c_long(0), c_long(0)) >= 0
+        n = 40
+        while known(n + 1):
+            n += 1
+        while n > 0 and not known(n):
+            n -= 1
+        _last_cap.append(n)
+    return _last_cap[0]
+
+
+# --- seccomp -------------------------------------------------------------------
+
+SECCOMP_SET_MODE_FILTER = 1
+
+
+def seccomp_filter(bpf, flags=0):
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) for a classic BPF program
+    (8 bytes an instruction, as conch.seccomp builds it). Returns the listener
+    fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
+    prog = type("_Prog", (_ctypes.Array,), {"_type_": c_char, "_length_": len(bpf)})
+    insns = prog.from_buffer_copy(bpf)
+    fprog = ((len(bpf) // 8).to_bytes(2, "little") + bytes(6)
+             + _ctypes.addressof(insns).to_bytes(8, "little"))  # struct sock_fprog
+    return _check(_libc.syscall(c_long(_NR["seccomp"]), c_long(SECCOMP_SET_MODE_FILTER),
+                                c_long(flags), fprog), "seccomp", "SECCOMP_SET_MODE_FILTER")
+
+
+# --- bpf(2): the cgroup v2 device program (conch/cgroups/bpf.py) ----------------------
+
+_NR["bpf"] = 321 if _machine == "x86_64" else 280
+
+
+def char_array(init):
+    """A C char array holding `init` (bytes) or `init` zero bytes; keep it alive
+    while the kernel may use its address (addressof)."""
+    n = init if isinstance(init, int) else len(init)
+    cls = type("_Chars", (_ctypes.Array,), {"_type_": c_char, "_length_": max(n, 1)})
+    return cls() if isinstance(init, int) else cls.from_buffer_copy(init)
+
+
+addressof = _ctypes.addressof
+
+
+def bpf(cmd, attr, what=""):
+    """bpf(cmd, attr): attr is a char_array holding the union bpf_attr (the kernel
+    may write into it). Returns the result: an fd, or 0."""
+    return _check(_libc.syscall(c_long(_NR["bpf"]), c_long(cmd), attr, c_uint(len(attr))),
+                  "bpf", what or str(cmd))
+
+
+# --- clone3(CLONE_INTO_CGROUP): a fork born in its cgroup2 cgroup --------------------------
+
+CLONE_INTO_CGROUP = 0x200000000
+_NR["clone3"] = 435  # the same on x86_64 and aarch64
+
+
+class _PyApiFunc(_ctypes.CFuncPtr):
+    # a C-API function: called with the GIL held
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI
+    _restype_ = None
+
+
+class _PyApiLongFunc(_ctypes.CFuncPtr):
+    # syscall(2) with the GIL held: the child returns holding it, as after fork()
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_long
+
+
+_fork_api = []
+
+
+def fork_into_cgroup(cgfd):
+    """os.fork(), but the child is born in the cgroup2 directory open as `cgfd`
+    (clone3 with CLONE_INTO_CGROUP). Moving a process later through
+    cgroup.procs takes cgroup_threadgroup_rwsem for writing, which waits for an
+    RCU grace period (~15 ms here); a child placed at fork pays nothing.
+    Python's own fork bookkeeping runs around the system call exactly as in
+    os.fork (PyOS_BeforeFork, PyOS_AfterFork_Child/Parent). Raises OSError
+    when the kernel (or a seccomp filter) refuses: then nothing was forked."""
+    if not _fork_api:
+        _fork_api.extend((_PyApiFunc(("PyOS_BeforeFork", _Libc)),
+                          _PyApiFunc(("PyOS_AfterFork_Child", _Libc)),
+                          _PyApiFunc(("PyOS_AfterFork_Parent", _Libc)),
+                          _PyApiLongFunc(("syscall", _Libc))))
+    before, after_child, after_parent, syscall = _fork_api
+    # struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal (SIGCHLD),
+    # stack, stack_size, tls, set_tid, set_tid_size, cgroup
+    args = char_array(_u64s(CLONE_INTO_CGROUP, 0, 0, 0, 17, 0, 0, 0, 0, 0, cgfd))
+    before()
+    pid = syscall(c_long(_NR["clone3"]), args, c_long(len(args)))
+    if pid == 0:
+        after_child()
+        return 0
+    err = get_errno()
+    after_parent()
+    if pid < 0:
+        raise SyscallError(err, "clone3", "CLONE_INTO_CGROUP")
+    return pid

@@ -17,7 +17,7 @@ COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "spec",
             "features", "ps", "exec", "pause", "resume", "update", "events",
             "checkpoint", "restore")
 IMPLEMENTED = ("create", "start", "run", "state", "list", "kill", "delete", "spec",
-               "features", "exec")
+               "features", "exec", "ps", "pause", "resume", "update", "events")
 
 GLOBAL = {
     "--root": ("root", STR),
@@ -51,18 +51,28 @@ COMMANDS:
    spec       create a new specification file
    features   show the enabled features
    exec       execute new process inside the container
+   ps         list the processes of a container
+   pause      freeze every process of a container
+   resume     thaw a paused container
+   update     change a container's cgroup limits
+   events     stream a container's resource usage and OOM kills (or print the usage once)
 
 GLOBAL OPTIONS:
    --root value        root directory for storage of container state (default: "/run/conch")
    --log value         set the log file to write conch logs to (default is '/dev/stderr')
    --log-format value  set the log format ('text' (default), or 'json') (default: "text")
    --debug             enable debug logging
-   --systemd-cgroup    enable systemd cgroup support (not supported yet)
+   --systemd-cgroup    put the container in a systemd transient scope; linux.cgroupsPath is then "slice:prefix:name" (default "system.slice:conch:<id>")
    --rootless value    ignore cgroup permission errors ('true', 'false', or 'auto') (default: "auto")
    --criu value        path to the criu binary used for checkpoint and restore (default: "criu")
    --help, -h          show help
    --version, -v       print the version
 """
+
+
+# --rootless: "auto", or a boolean as Go's strconv.ParseBool reads it (as runc)
+_ROOTLESS = {"auto": "auto", **{v: "true" for v in ("1", "t", "T", "TRUE", "true", "True")},
+             **{v: "false" for v in ("0", "f", "F", "FALSE", "false", "False")}}
 
 
 class Context:
@@ -135,7 +145,11 @@ def main(argv=None):
     ctx.log_format = g["log_format"] or "text"
     ctx.debug = g["debug"]
     ctx.systemd_cgroup = g["systemd_cgroup"]
-    ctx.rootless = g["rootless"] or "auto"
+    ctx.rootless = _ROOTLESS.get(g["rootless"] or "auto")
+    if ctx.rootless is None:
+        log(None, "error", f"invalid --rootless value {g['rootless']}: expected true, false "
+                           "or auto")
+        sys.exit(1)
     ctx.criu = g["criu"] or "criu"
     if ctx.log_format not in ("text", "json"):
         log(None, "error", f"unknown log-format {ctx.log_format!r}")
@@ -159,14 +173,16 @@ def main(argv=None):
         log(ctx, "error", f"{cmd}: not implemented yet in conch")
         sys.exit(1)
     from ..state import default_root
-    ctx.root = os.path.abspath(g["root"]) if g["root"] else default_root()
+    try:
+        ctx.root = os.path.abspath(g["root"]) if g["root"] else default_root()
+    except ConchError as e:
+        log(ctx, "error", str(e))
+        sys.exit(1)
     mod = __import__(f"conch.cli.{cmd}", fromlist=["run"])
     if "--help" in args or "-h" in args:
         os.write(1, mod.HELP.encode())
         sys.exit(0)
     try:
-        if ctx.systemd_cgroup and cmd in ("create", "run"):
-            raise ConchError("--systemd-cgroup: the systemd cgroup driver is not supported yet")
         rc = mod.run(ctx, args)
     except ConchError as e:
         msg = str(e)

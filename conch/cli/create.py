@@ -44,5 +44,6 @@ def run(ctx, argv):
     create(ctx.root, cid, o["bundle"] or ".", pid_file=o["pid_file"],
            console_socket=o["console_socket"], no_pivot=o["no_pivot"],
            no_new_keyring=o["no_new_keyring"],
-           preserve_fds=o["preserve_fds"] or 0)
+           preserve_fds=o["preserve_fds"] or 0, rootless=ctx.rootless,
+           systemd_cgroup=ctx.systemd_cgroup)
     return 0

@@ -89,16 +89,15 @@ def process_from_flags(base_raw, o, args):
             raise ConfigError("--cwd", f"must be an absolute path, got {o['cwd']!r}")
         proc.cwd = o["cwd"]
     proc.env = list(proc.env) + o["env"]
-    if o["tty"]:
-        proc.terminal = True
+    proc.terminal = o["tty"]  # as runc: the container's own terminal setting is not inherited
     if o["user"]:
         uid, sep, gid = o["user"].partition(":")
         proc.user.uid = _int(uid, "--user")  # numbers only: no lookup of names (CVE-2016-3697)
         if sep:
             proc.user.gid = _int(gid, "--user")
     if o["gids"]:
-        proc.user.additional_gids = [_int(g, "--additional-gids")
-                                     for v in o["gids"] for g in v.split(",") if g]
+        proc.user.additional_gids = list(proc.user.additional_gids) + [  # appended, as runc
+            _int(g, "--additional-gids") for v in o["gids"] for g in v.split(",") if g]
     if o["caps"]:
         add = 0
         for i, name in enumerate(o["caps"]):
@@ -135,6 +134,15 @@ def _pass_fds(values):
     return out
 
 
+def _check_open(fd, what):
+    """The fds to pass must be the caller's, checked before conch opens any of its own:
+    a number that is not open would otherwise pass whatever conch opens there."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise ConfigError(what, f"fd {fd} is not open") from None
+
+
 def run(ctx, argv):
     o, pos = parse(argv, SPEC, stop_at_first_positional=True)
     if not pos:
@@ -143,6 +151,12 @@ def run(ctx, argv):
     if not o["process"] and not args:
         raise execute.ExecError("process args cannot be empty")
     pass_fds = _pass_fds(o["pass_fd"])
+    for fd in range(3, 3 + (o["preserve_fds"] or 0)):
+        _check_open(fd, "--preserve-fds")
+    for m, _ in pass_fds:
+        _check_open(m, "--pass-fd")
+    if o["exec_fd"] is not None:
+        _check_open(o["exec_fd"], "--exec-fd")
     st = execute.load(ctx.root, cid, o["ignore_paused"])
     cfg, _ = execute.container_process(st)
     proc = (process_from_file(o["process"]) if o["process"]

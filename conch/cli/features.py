@@ -4,6 +4,7 @@ import os
 
 from .. import __version__
 from ..config import CAPS, MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
+from ..seccomp import ACTIONS, ARCHES, FLAGS, OPERATORS
 from .args import parse
 
 HELP = """\
@@ -31,10 +32,17 @@ def features():
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(CAPS),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": False},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False},
+            "seccomp": {
+                "enabled": True,
+                "actions": sorted(ACTIONS),
+                "operators": sorted(OPERATORS),
+                "archs": sorted(ARCHES),
+                "knownFlags": sorted(FLAGS),
+                "supportedFlags": sorted(FLAGS),
+            },
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
         },
         "annotations": {"io.github.conch.version": __version__},
     }

@@ -57,7 +57,8 @@ def run(ctx, argv):
                               console_socket=o["console_socket"], no_pivot=o["no_pivot"],
            no_new_keyring=o["no_new_keyring"],
                               preserve_fds=o["preserve_fds"] or 0, keep_sock=True,
-                              console_pair=not detach and not o["console_socket"])
+                              console_pair=not detach and not o["console_socket"],
+                              rootless=ctx.rootless, systemd_cgroup=ctx.systemd_cgroup)
     except BaseException:
         if not detach:
             foreground.unblock_signals()
