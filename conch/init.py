@@ -114,8 +114,15 @@ def _main(a):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
         sc.unshare(new & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWCGROUP))
-        if new & sc.CLONE_NEWTIME:
-            sc.write_time_offsets(cfg.time_offsets)
+        if new & sc.CLONE_NEWTIME and cfg.time_offsets:
+            # a non-dumpable process's /proc files are the host root's, which we are
+            # not in this user namespace: dumpable for this one write, before the
+            # container's root and before any other process of the container exists
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)
+            try:
+                sc.write_time_offsets(cfg.time_offsets)
+            finally:
+                sc.prctl(sc.PR_SET_DUMPABLE, 0)
         if new & (sc.CLONE_NEWPID | sc.CLONE_NEWTIME):
             pid = os.fork()  # the first child of a new pid namespace is its init
             if pid:

@@ -275,3 +275,17 @@ def test_idmap_without_any_mappings_is_refused(conch, ubundle, cid):
     assert r.returncode == 1
     i = len(b.config["mounts"]) - 1
     assert f"mounts[{i}].options: idmap without uidMappings and gidMappings" in r.stderr
+
+
+def test_time_offsets_in_a_user_namespace(conch, make_bundle, cid):
+    """timeOffsets are written by the (non-dumpable) intermediate in its own user namespace."""
+    b = make_bundle(["cat", "/proc/self/timens_offsets"])
+    b.linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user", "time")]
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    b.linux["timeOffsets"] = {"boottime": {"secs": 3600, "nanosecs": 0}}
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["type"] not in ("sysfs", "cgroup")]
+    b.save()
+    r = conch("run", "-b", b.path, cid())
+    assert r.returncode == 0, r.stderr
+    assert "boottime" in r.stdout and "3600" in r.stdout

@@ -4,7 +4,7 @@
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 need=""
-for pkg in busybox-static runc python3 python3-pytest uidmap libseccomp2 procps; do
+for pkg in busybox-static runc python3 python3-pytest uidmap libseccomp2 procps systemd dbus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then
