@@ -7,7 +7,7 @@ the field's path, e.g. ``process.user.uid: expected integer, got "x"``.
 The init then only acts; it never parses.
 """
 
-import os
+from . import _os as os
 
 from . import jsonlite
 from .errors import ConfigError, describe

@@ -9,7 +9,7 @@ Python program can call them directly::
 """
 
 import _socket
-import os
+from . import _os as os
 
 from . import cgroups, config, hooks, sync
 from . import syscalls as sc

@@ -5,7 +5,7 @@ resume.py, ps.py, update.py, events.py) are thin shells over these.
 None of this is on the start path of a container.
 """
 
-import os
+from . import _os as os
 
 from . import jsonlite
 from .container import require_cgroup

@@ -22,7 +22,7 @@ succeeded, or the error.
 
 import _socket
 import fcntl
-import os
+from . import _os as os
 import resource
 
 from . import cgroups, config, init, sync

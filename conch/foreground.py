@@ -12,7 +12,7 @@ and read from a signalfd, so none is lost between fork and wait.
 """
 
 import _signal
-import os
+from . import _os as os
 import select
 
 from . import syscalls as sc

@@ -7,7 +7,7 @@ lazily.
 """
 
 import _signal
-import os
+from . import _os as os
 import select
 
 from .errors import ConchError

@@ -21,7 +21,7 @@ close every fd not asked for, reset signals, execve.
 import _signal
 import _socket
 import fcntl
-import os
+from . import _os as os
 import resource
 import stat
 

@@ -15,7 +15,7 @@ a procfs fd); linux.mountLabel goes into the `context=` option of the tmpfs
 and devpts mounts, as runc formats it.
 """
 
-import os
+from . import _os as os
 
 from . import syscalls as sc
 from .errors import ConfigError

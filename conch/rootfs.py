@@ -8,7 +8,7 @@ component at a time with mkdirat under an fd that was so resolved; mounts go
 onto /proc/self/fd/N of the resolved target (CVE-2021-30465, CVE-2024-45310).
 """
 
-import os
+from . import _os as os
 import stat
 
 from . import cgroups

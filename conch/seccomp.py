@@ -34,7 +34,7 @@ before the fork): a container without seccomp pays nothing.
 
 import _ctypes
 import _socket
-import os
+from . import _os as os
 
 from . import jsonlite
 from . import syscalls as sc

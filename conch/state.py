@@ -7,7 +7,7 @@ A container is `created` while its init waits on <root>/<id>/start.sock,
 same pid (its start time in /proc/PID/stat differs from the recorded one).
 """
 
-import os
+from . import _os as os
 import time
 
 from . import jsonlite

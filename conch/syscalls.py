@@ -14,7 +14,7 @@ output buffer is a char array.
 """
 
 import _ctypes
-import os
+from . import _os as os
 
 
 class c_int(_ctypes._SimpleCData):

@@ -113,7 +113,7 @@ there (docs/SECURITY.md says so).
 """
 
 import fcntl
-import os
+from . import _os as os
 
 MARK = "@conch@"
 

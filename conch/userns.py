@@ -31,7 +31,7 @@ Nothing here imports more than the start path already has.
 """
 
 import _signal
-import os
+from . import _os as os
 import stat
 
 from . import cgroups

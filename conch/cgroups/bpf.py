@@ -14,7 +14,7 @@ access << 16 | type, major, minor) into registers once, then tests one rule
 after the other; the first that matches gives the verdict, else the default.
 """
 
-import os
+from .. import _os as os
 
 from .. import syscalls as sc
 from ..errors import ConchError

@@ -8,7 +8,7 @@ differ. This module and the two cgroupfs drivers are on the start path: they
 import nothing but os.
 """
 
-import os
+from .. import _os as os
 
 from ..errors import ConchError
 

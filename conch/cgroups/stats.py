@@ -3,7 +3,7 @@ the v1 or the v2 files, and the OOM watchers `events` polls. Only `events`
 imports this module.
 """
 
-import os
+from .. import _os as os
 
 from ..errors import ConchError
 from .common import read, read_int, read_keyed, read_str, write

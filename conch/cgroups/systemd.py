@@ -20,7 +20,7 @@ match rules, signals come unasked).
 """
 
 import _socket
-import os
+from .. import _os as os
 
 from ..errors import ConchError
 from .common import UNIFIED, Manager, effective_device_rules, is_cgroup2, is_v2_host

@@ -8,7 +8,7 @@ through `tasks`; the parent moves it into the cgroup2 one (cgroup2 has no
 `tasks`), in parallel with the init's own set-up.
 """
 
-import os
+from .. import _os as os
 
 from ..errors import ConchError
 from .common import (CGROUP_ROOT, EBUSY, EINVAL, UNIFIED, Journal, Manager, WriteError,

@@ -11,7 +11,7 @@ tests run freeze, procs, kill and the device program there for real, and the
 controller files on fixture directories.
 """
 
-import os
+from .. import _os as os
 
 from ..errors import ConchError
 from .common import (CGROUP_ROOT, EBUSY, ENOENT, Journal, Manager, WriteError,

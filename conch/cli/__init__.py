@@ -6,7 +6,7 @@ on stderr and one line in the log file (JSON {"level","msg","time"} or
 logrus text); without --log, a logrus text line on stderr.
 """
 
-import os
+from .. import _os as os
 import sys
 import time
 

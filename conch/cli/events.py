@@ -1,6 +1,6 @@
 """conch events: a container's resource usage and OOM events, as JSON lines."""
 
-import os
+from .. import _os as os
 
 from .. import jsonlite
 from ..control import events, parse_duration, stats

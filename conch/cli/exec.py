@@ -1,6 +1,6 @@
 """conch exec: run a new process inside a running container (runc's and runsc's flags)."""
 
-import os
+from .. import _os as os
 
 from .. import config, execute, foreground, jsonlite
 from ..container import write_pid_file

@@ -1,6 +1,6 @@
 """conch features: what this runtime supports, in the runtime-spec's features format."""
 
-import os
+from .. import _os as os
 
 from .. import __version__
 from ..config import CAPS, MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS

@@ -1,6 +1,6 @@
 """conch list: the containers under --root, as a table or JSON."""
 
-import os
+from .. import _os as os
 
 from .. import jsonlite
 from ..errors import ConchError, NotExist

@@ -1,6 +1,6 @@
 """conch ps: the processes of a container, as the host's ps shows them, or their pids."""
 
-import os
+from .. import _os as os
 
 from .. import jsonlite
 from ..control import processes, ps_table

@@ -1,6 +1,6 @@
 """conch run: create and start a container; in the foreground, wait for it."""
 
-import os
+from .. import _os as os
 
 from .. import container, foreground
 from ..errors import ConchError

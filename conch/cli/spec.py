@@ -1,6 +1,6 @@
 """conch spec: write runc's default config.json (or its rootless variant)."""
 
-import os
+from .. import _os as os
 
 from ..errors import ConchError
 from .args import BOOL, STR, parse

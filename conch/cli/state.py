@@ -1,6 +1,6 @@
 """conch state: the runtime-spec state of a container, as JSON."""
 
-import os
+from .. import _os as os
 
 from .. import jsonlite
 from ..state import State

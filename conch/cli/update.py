@@ -1,6 +1,6 @@
 """conch update: change a running container's cgroup limits."""
 
-import os
+from .. import _os as os
 
 from .. import jsonlite
 from ..control import parse_ram, update
