@@ -1095,6 +1095,7 @@ def render(resdir):
     """Rebuild docs/PERFORMANCE.md and the plot from a run's samples.json."""
     with open(os.path.join(resdir, "samples.json")) as f:
         res = json.load(f)
+    res["opts_ns"] = argparse.Namespace(**res["opts"])
     docs = os.path.join(REPO, "docs")
     plot(res, os.path.join(docs, "performance.png"))
     with open(os.path.join(docs, "PERFORMANCE.md"), "w") as f:
