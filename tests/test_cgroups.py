@@ -24,20 +24,12 @@ sys.path.insert(0, REPO)
 from conch.cgroups import V1Manager  # noqa: E402
 from conch.cgroups.common import own_cgroups  # noqa: E402
 from conch.cgroups.v2 import V2Manager  # noqa: E402
+from helpers import wait_for
 
 UNIFIED = "/sys/fs/cgroup/unified"
 MB = 1 << 20
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def dirs_of(cid, cgpath=""):

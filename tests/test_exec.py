@@ -24,6 +24,7 @@ import termios
 import time
 
 import pytest
+from helpers import wait_for
 
 STATUS = "grep -E '^(Cap|NoNewPrivs|Groups|Uid|Gid)' /proc/self/status"
 FDS = "cd /proc/$$/fd && echo *"  # the shell's own fds (the glob's dir fd is the last)
@@ -33,15 +34,6 @@ CAP_SYS_ADMIN, CAP_NET_RAW, CAP_KILL = 21, 13, 5
 
 # --- helpers -----------------------------------------------------------------------
 
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def started(rt, bundle, c):

@@ -18,6 +18,7 @@ import subprocess
 import time
 
 import pytest
+from helpers import wait_for
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 STATE_KEYS = {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"}
@@ -25,16 +26,6 @@ TRAP_TERM = ('trap "echo got-TERM; exit 7" TERM; echo ready; '
              'sleep 1000 & wait')
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
-    """Poll pred() until it returns something true; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def status_of(conch, cid):

@@ -4,15 +4,9 @@ import os
 import signal
 import subprocess
 import time
+from helpers import wait_for
 
 
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_create_killed_midway_never_runs_the_process(conch, make_bundle, cid, tmp_path):

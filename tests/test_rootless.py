@@ -19,6 +19,7 @@ import time
 import pytest
 
 from conftest import REPO, SESSION, Runtime, _leftovers
+from helpers import wait_for
 
 NAME = f"conchrl{SESSION}"
 SUB_START = 400000  # this user's subordinate ids: SUB_START .. SUB_START+65535
@@ -27,15 +28,6 @@ UNIFIED = "/sys/fs/cgroup/unified"
 CGROUP_COMMANDS = ("pause", "resume", "ps", "update", "events", "checkpoint", "restore")
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def _drop_lines(path, name):
