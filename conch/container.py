@@ -107,6 +107,26 @@ def _warn_no_cgroup(cfg, why):
               f"has no cgroup ({why})")
 
 
+def console_sockets(console_socket, pair, socks):
+    """(conch's end, the process's end) for a terminal: the --console-socket
+    connection (conch keeps no end), or with `pair` a socketpair through which the
+    pty master comes back to conch (a foreground terminal); else (None, None).
+    The sockets made are appended to `socks` for the caller to close."""
+    if console_socket:
+        cs = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        socks.append(cs)
+        try:
+            cs.connect(console_socket)
+        except OSError as e:
+            raise ConchError(f"connecting to console socket {console_socket}: {e.strerror}") from None
+        return None, cs
+    if pair:
+        mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        socks += [mine, theirs]
+        return mine, theirs
+    return None, None
+
+
 class Launch:
     """A container being created: the init's pid and the parent's end of the sync socket."""
 
@@ -180,18 +200,8 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
             if uid is not None and gid is not None:
                 userns.fix_stdio_owner(uid, gid)  # as runc's HostUID: the container's root
         a.keyring = None if no_new_keyring else f"_ses.{cid}"
-        if console_socket:
-            cs = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            socks.append(cs)
-            try:
-                cs.connect(console_socket)
-            except OSError as e:
-                raise ConchError(f"connecting to console socket {console_socket}: {e.strerror}") from None
-            a.console = cs
-        elif proc.terminal and console_pair:
-            console_mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            socks += [console_mine, theirs]
-            a.console = theirs
+        console_mine, a.console = console_sockets(console_socket,
+                                                  proc.terminal and console_pair, socks)
         lsock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         socks.append(lsock)
         lsock.bind(_unix_path(st.dir, START_SOCK, fds))

@@ -28,6 +28,7 @@ import resource
 from . import cgroups, config, init, sync
 from . import syscalls as sc
 from .errors import ConchError
+from .container import console_sockets
 from .state import State
 
 # the order in which namespaces are joined: user first (it owns the others),
@@ -112,20 +113,7 @@ def start(st, cfg, proc, console_socket=None, console_pair=False, preserve_fds=0
         parent_dirs = [] if mgr is None else [d for n, d in dirs.items() if not n] \
             if mgr.self_join_file else list(dirs.values())
         a.cgroup_wait = bool(parent_dirs)
-        a.console = None
-        console_mine = None
-        if console_socket:
-            cs = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            socks.append(cs)
-            try:
-                cs.connect(console_socket)
-            except OSError as e:
-                raise ExecError(f"connecting to console socket {console_socket}: {e.strerror}") from None
-            a.console = cs
-        elif proc.terminal:
-            console_mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            socks += [console_mine, theirs]
-            a.console = theirs
+        console_mine, a.console = console_sockets(console_socket, proc.terminal, socks)
         parent_sock, child_sock = sync.pair()
         socks += [parent_sock, child_sock]
         a.sock = child_sock
