@@ -136,8 +136,12 @@ def _main(a):
         loopback_up()
 
     if proc.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc.oom_score_adj))
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc.oom_score_adj))
+        except OSError as e:
+            raise ConchError(f"process.oomScoreAdj: write /proc/self/oom_score_adj "
+                             f"{proc.oom_score_adj}: {e.strerror.lower()}") from None
     for res, soft, hard in proc.rlimits:
         try:
             resource.setrlimit(res, (soft, hard))

@@ -289,3 +289,15 @@ def test_time_offsets_in_a_user_namespace(conch, make_bundle, cid):
     r = conch("run", "-b", b.path, cid())
     assert r.returncode == 0, r.stderr
     assert "boottime" in r.stdout and "3600" in r.stdout
+
+
+def test_a_lower_oom_score_in_a_user_namespace_is_refused_naming_the_field(conch, ubundle, cid):
+    # lowering oom_score_adj needs CAP_SYS_RESOURCE in the initial user namespace
+    b = ubundle(["true"])
+    b.process["oomScoreAdj"] = -500
+    b.save()
+    r = conch("run", "-b", b.path, cid())
+    assert r.returncode == 1
+    assert "process.oomScoreAdj: write /proc/self/oom_score_adj -500: permission denied" \
+        in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
