@@ -251,11 +251,13 @@ def with_config(bundle, **changes):
     return cfg
 
 
-def _session_leftovers():
-    """Anything of this session's containers left on the host: run after the suite."""
+def _session_leftovers(basetemp):
+    """Anything of this session's containers left on the host: run after the suite.
+    Only this session's: other pytest sessions may run beside it."""
     problems = []
     with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if f"t{SESSION}-" in line or "pytest-of" in line]
+        mounts = [line.split()[4] for line in f
+                  if f"t{SESSION}-" in line or line.split()[4].startswith(basetemp + "/")]
     if mounts:
         problems.append(f"mounts: {mounts[:5]}")
     for dirpath, dirnames, _ in os.walk(CGROUP_ROOT):
@@ -280,9 +282,10 @@ def _session_leftovers():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def session_leak_check():
+def session_leak_check(tmp_path_factory):
     """After the whole suite: no mount, cgroup or process of this session's containers."""
+    basetemp = str(tmp_path_factory.getbasetemp())
     yield
-    problems = _session_leftovers()
+    problems = _session_leftovers(basetemp)
     if problems:
         pytest.fail("left behind by the suite: " + "; ".join(problems[:20]), pytrace=False)
