@@ -63,7 +63,7 @@ def ps_table(pids, ps_args):
 def update(root, cid, new):
     """Apply LinuxResources `new` (a dict) to a container's cgroup: the fields it
     sets, on top of what the container has; on a write the kernel refuses,
-    what was already written is restored. The result is kept in state.json."""
+    what was already written is restored. The result is kept in the state record."""
     from .cgroups import resources  # noqa: PLC0415
     st = State.load(root, cid)
     if st.status() == "stopped":

@@ -1,7 +1,7 @@
-"""The state directory: <root>/<id>/state.json, written atomically.
+"""The state directory: <root>/<id>/state, written atomically.
 
 mkdir of <root>/<id> is the claim on an id: of several concurrent creates
-exactly one gets it. state.json is written to a temporary file and renamed.
+exactly one gets it. The state record is written to a temporary file and renamed.
 A container is `created` while its init waits on <root>/<id>/start.sock,
 `stopped` once its init is gone, a zombie, or a different process with the
 same pid (its start time in /proc/PID/stat differs from the recorded one).
@@ -10,11 +10,16 @@ same pid (its start time in /proc/PID/stat differs from the recorded one).
 from . import _os as os
 import time
 
-from . import jsonlite
-from .errors import ConchError, NotExist
+from marshal import dumps as _marshal, loads as _unmarshal
+
+from . import errors
+from .errors import ConchError
 
 START_SOCK = "start.sock"
-STATE_FILE = "state.json"
+# the record is a marshal of a dict of plain values (str, int, list, dict), not JSON:
+# marshal is built in, where JSON would cost every command a dlopen of _json;
+# users read it with `conch state`, as runc's state.json is read with `runc state`
+STATE_FILE = "state"
 
 _ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
@@ -23,7 +28,7 @@ def check_id(cid):
     if not cid:
         raise ConchError("container id cannot be empty")
     if cid in (".", "..") or not _ID_OK.issuperset(cid) or len(cid) > 1024:
-        raise ConchError(f"invalid container id format: {cid}")
+        raise ConchError("invalid container ID format")  # runc's words
 
 
 def default_root():
@@ -79,11 +84,15 @@ class State:
         st = cls(root, cid)
         try:
             with open(os.path.join(st.dir, STATE_FILE), "rb") as f:
-                st.data = jsonlite.loads(f.read())
+                st.data = _unmarshal(f.read())
         except FileNotFoundError:
-            raise NotExist() from None
-        except (OSError, ValueError) as e:
+            raise errors.NotExist() from None
+        except OSError as e:
             raise ConchError(f"reading state of {cid}: {e}") from None
+        except (ValueError, EOFError, TypeError):
+            raise ConchError(f"reading state of {cid}: {STATE_FILE} is damaged") from None
+        if type(st.data) is not dict:
+            raise ConchError(f"reading state of {cid}: {STATE_FILE} is damaged")
         return st
 
     @classmethod
@@ -98,14 +107,14 @@ class State:
             os.makedirs(root, 0o711 if os.geteuid() == 0 else 0o700, exist_ok=True)
             return cls.claim(root, cid)
         except FileExistsError:
-            raise ConchError(f"container with id exists: {cid}") from None
+            raise ConchError("container with given ID already exists") from None  # runc's words
         return st
 
     def save(self):
         tmp = os.path.join(self.dir, f".{STATE_FILE}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, jsonlite.dumps(self.data).encode())
+            os.write(fd, _marshal(self.data))
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(self.dir, STATE_FILE))
@@ -172,7 +181,7 @@ class State:
             "created": d.get("created", ""),
         }
         if d.get("annotations"):
-            out["annotations"] = d["annotations"]
+            out["annotations"] = dict(sorted(d["annotations"].items()))  # a Go map: sorted
         out["owner"] = d.get("owner", "")
         return out
 
@@ -183,7 +192,8 @@ class State:
         if status != "stopped" or self.pid:
             d["pid"] = self.pid
         if self.data.get("annotations"):
-            d["annotations"] = self.data["annotations"]
+            d["annotations"] = dict(sorted(self.data["annotations"].items()))
+        from . import jsonlite
         return jsonlite.dumps(d)
 
 

@@ -27,7 +27,7 @@ EOF means the other side died: the init then exits without running anything.
     (linux.seccomp with SCMP_ACT_NOTIFY, once the filter is loaded)
     seccomp + the listener fd       ->    sends the fd and the state to listenerPath
                                     <-    seccomp-done | error <msg>
-    ready                           ->    writes state.json and the pid file
+    ready                           ->    writes the state record and the pid file
                                     <-    created: wait for `conch start` on start.sock
                                     <-    start: go now (`conch run`)
     error <msg>                     ->    (any time) the init failed and exits

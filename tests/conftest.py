@@ -39,9 +39,16 @@ def conch_bin(session_dir):
     env = os.environ.get("CONCH_BIN")
     if env:
         return env
+    # as tools/install.sh installs it: the package (here a link to this checkout's)
+    # and its bundle, built for this session so that it is never stale
+    lib = session_dir / "lib"
+    lib.mkdir()
+    (lib / "conch").symlink_to(os.path.join(REPO, "conch"))
+    subprocess.run(["/usr/bin/python3", "-I", os.path.join(REPO, "conch", "_bundle.py"),
+                    str(lib)], check=True, stdout=subprocess.DEVNULL)
     path = session_dir / "conch"
     with open(os.path.join(REPO, "tools", "conch-launcher.in")) as f:
-        path.write_text(f.read().replace("@LIBDIR@", REPO))
+        path.write_text(f.read().replace("@LIBDIR@", str(lib)))
     path.chmod(0o755)
     return str(path)
 

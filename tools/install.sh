@@ -13,6 +13,8 @@ cp -r "$here/conch" "$lib.new/conch"
 find "$lib.new" -name __pycache__ -prune -exec rm -rf {} +
 (cd "$here" && git rev-parse --short=12 HEAD 2>/dev/null || echo unknown) > "$lib.new/conch/COMMIT"
 /usr/bin/python3 -m compileall -q "$lib.new/conch" >/dev/null
+# the launcher's fast path: every module compiled into one file (conch/_bundle.py)
+/usr/bin/python3 -I "$lib.new/conch/_bundle.py" "$lib.new" >/dev/null
 rm -rf "$lib" && mv "$lib.new" "$lib"
 sed "s|@LIBDIR@|$lib|" "$here/tools/conch-launcher.in" > "$prefix/bin/conch.new"
 chmod 755 "$prefix/bin/conch.new" && mv "$prefix/bin/conch.new" "$prefix/bin/conch"

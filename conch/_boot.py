@@ -1,0 +1,134 @@
+"""The launcher's boot code: conch's modules from conch.bundle (see conch/_bundle.py).
+
+Run by the launcher as `__conch_boot__` with `bundle` (the file's path) and
+`index` ({name: (is_package, offset, size)}) bound; kept apart from the builder
+so that the launcher unmarshals only this. The package's directory is next to
+the bundle.
+"""
+
+import sys
+
+if __name__ == "__conch_boot__":  # run by the launcher: `bundle`, `index` bound
+    import builtins
+    from marshal import loads as _loads
+    from posix import O_CLOEXEC, O_RDONLY, close as _close, open as _open, pread as _pread
+
+    _modules = sys.modules
+    _std_import = builtins.__import__
+    _Module = type(sys)
+
+    def _code(name):
+        _, offset, size = index[name]  # noqa: F821
+        # opened for each module: a forked child that closed its fds may have given
+        # a kept descriptor's number to another file
+        fd = _open(bundle, O_RDONLY | O_CLOEXEC)  # noqa: F821
+        try:
+            return _loads(_pread(fd, size, offset))
+        finally:
+            _close(fd)
+
+    _libdir = bundle.rpartition("/")[0]  # noqa: F821
+
+    def _path(name, is_pkg):
+        return f"{_libdir}/{name.replace('.', '/')}{'/__init__.py' if is_pkg else '.py'}"
+
+    def _load(name):
+        """Import one module of the bundle (its parent package first), as importlib
+        does: in sys.modules while it runs, removed if it fails, then bound as an
+        attribute of its parent."""
+        parent, _, child = name.rpartition(".")
+        if parent and parent not in _modules:
+            _load(parent)
+            if name in _modules:  # the parent's code imported it
+                return _modules[name]
+        is_pkg = index[name][0]  # noqa: F821
+        path = _path(name, is_pkg)
+        module = _Module(name)
+        module.__file__ = path
+        module.__loader__ = _finder
+        module.__spec__ = None
+        if is_pkg:
+            module.__package__ = name
+            module.__path__ = [path.rpartition("/")[0]]
+        else:
+            module.__package__ = parent
+        _modules[name] = module
+        try:
+            exec(_code(name), module.__dict__)
+        except BaseException:
+            _modules.pop(name, None)
+            raise
+        module = _modules[name]  # a module may have replaced itself
+        if parent:
+            setattr(_modules[parent], child, module)
+        return module
+
+    if "importtime" in sys._xoptions:  # -X importtime lists conch's modules too
+        from time import perf_counter_ns as _ns
+        _load_timed, _depth, _nested = _load, [0], [0]
+
+        def _load(name):  # noqa: F811
+            t0, outer = _ns(), _nested[0]
+            _nested[0] = 0
+            _depth[0] += 1
+            try:
+                return _load_timed(name)
+            finally:
+                _depth[0] -= 1
+                us = (_ns() - t0) // 1000
+                sys.stderr.write(f"import time: {us - _nested[0]:>9} | {us:>10} | "
+                                 f"{'  ' * _depth[0]}{name}\n")
+                _nested[0] = outer + us
+
+    def _import(name, globals=None, locals=None, fromlist=(), level=0):
+        """builtins.__import__ for conch's modules; anything else goes to the
+        interpreter's. importlib's machinery (module locks, finders, specs) costs
+        about 0.1M instructions a module; this, a dict lookup and the unmarshal."""
+        if level:
+            package = globals.get("__package__") if globals else None
+            if not package:
+                return _std_import(name, globals, locals, fromlist, level)
+            base = package.rsplit(".", level - 1)[0] if level > 1 else package
+            full = f"{base}.{name}" if name else base
+        else:
+            full = name
+        if full not in index or level and not fromlist:  # noqa: F821
+            return _std_import(name, globals, locals, fromlist, level)
+        module = _modules.get(full) or _load(full)
+        if fromlist:
+            for item in fromlist:
+                if item != "*" and f"{full}.{item}" in index \
+                        and f"{full}.{item}" not in _modules:  # noqa: F821
+                    _load(f"{full}.{item}")
+            return module
+        return _modules[full.partition(".")[0]]  # `import a.b` binds a
+
+    # importlib's protocol too (importlib.import_module, a spec'd re-import): the
+    # finder and loader is a plain module object whose functions are called
+    # unbound, as a class instance's would be, without creating a class
+    # (a class statement costs about 0.15M instructions)
+    def find_spec(name, path=None, target=None):
+        entry = index.get(name)  # noqa: F821
+        if entry is None:
+            return None
+        path = _path(name, entry[0])
+        spec = type(sys.__spec__)(name, _finder, origin=path, is_package=entry[0])
+        if entry[0]:
+            spec.submodule_search_locations.append(path.rpartition("/")[0])
+        return spec
+
+    def create_module(spec):
+        return None
+
+    def exec_module(module):
+        module.__file__ = module.__spec__.origin
+        exec(_code(module.__name__), module.__dict__)
+
+    _finder = _Module("conch._bundle.finder")
+    _finder.find_spec, _finder.create_module, _finder.exec_module = \
+        find_spec, create_module, exec_module
+    sys.meta_path.insert(0, _finder)
+    builtins.__import__ = _import
+    if not globals().get("BOOT_ONLY"):
+        from conch.cli import main
+        main()
