@@ -9,7 +9,7 @@ The init then only acts; it never parses.
 
 from . import _os as os
 
-from . import jsonlite
+from . import errors, jsonlite
 from .errors import ConfigError, describe
 
 # --- tables -----------------------------------------------------------------
@@ -88,9 +88,23 @@ RECURSIVE_ATTRS = {
     "rstrictatime": (False, 0x20), "rnostrictatime": (True, 0x20),
     "rnosymfollow": (False, 0x200000), "rsymfollow": (True, 0x200000),
 }
-EXTRA_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
+# options that are not mount flags: idmapped mounts (userns.py); tmpcopyup is Mount.copyup
+EXTRA_OPTIONS = ("idmap", "ridmap")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# process.ioPriority.class -> IOPRIO_CLASS_* (linux/ioprio.h)
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+# process.scheduler.policy -> SCHED_* and .flags -> SCHED_FLAG_* (linux/sched.h)
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+# linux.personality.domain -> PER_* (linux/personality.h)
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+MAX_CPU = 8191  # the kernel's largest NR_CPUS
 
 
 # --- checked access ---------------------------------------------------------
@@ -170,7 +184,7 @@ U32 = 0xFFFFFFFF
 class Mount:
     __slots__ = ("destination", "type", "source", "options", "flags", "clear",
                  "propagation", "rec_set", "rec_clr", "data", "bind", "extra",
-                 "uid_mappings", "gid_mappings")
+                 "uid_mappings", "gid_mappings", "copyup")
 
     def __repr__(self):
         return f"Mount({self.type} {self.source} -> {self.destination})"
@@ -184,7 +198,7 @@ class Process:
     __slots__ = ("terminal", "console_size", "user", "args", "env", "cwd",
                  "caps", "rlimits", "no_new_privileges", "oom_score_adj",
                  "apparmor", "selinux_label", "command_line", "io_priority",
-                 "scheduler", "exec_cpu_affinity")
+                 "scheduler", "exec_cpu_affinity", "unknown_caps")
 
 
 class Hook:
@@ -329,7 +343,9 @@ def parse(raw, bundle):
                                     hi=999999999)))
     if c.time_offsets and not (c.has_ns("time") and not c.ns_path("time")):
         raise ConfigError("linux.timeOffsets", "set, but there is no new time namespace")
-    c.personality = linux.get("personality")
+    c.personality = None
+    if linux.get("personality") is not None:
+        c.personality = _personality(linux["personality"], "linux.personality")
     return c
 
 
@@ -431,6 +447,7 @@ def parse_mount(m, field, bundle):
     mt.rec_set = 0
     mt.rec_clr = 0
     mt.extra = []
+    mt.copyup = False  # tmpcopyup: only tmpfs mounts act on it, others ignore it (as runc)
     data = []
     for opt in mt.options:
         if opt in MOUNT_FLAGS:
@@ -454,6 +471,8 @@ def parse_mount(m, field, bundle):
                 mt.rec_clr |= attr
             else:
                 mt.rec_set |= attr
+        elif opt == "tmpcopyup":
+            mt.copyup = True
         elif opt in EXTRA_OPTIONS:
             mt.extra.append(opt)
         else:
@@ -505,13 +524,15 @@ def parse_process(p, field="process"):
     if not pr.cwd.startswith("/"):
         raise ConfigError(field + ".cwd", f"must be an absolute path, got {describe(pr.cwd)}")
     caps = p.get("capabilities")
+    unknown = set()
     if caps is None:
         pr.caps = None
     else:
         if not isinstance(caps, dict):
             _expect(field + ".capabilities", "object", caps)
-        pr.caps = tuple(cap_mask(caps, s, f"{field}.capabilities.{s}")
+        pr.caps = tuple(cap_mask(caps, s, f"{field}.capabilities.{s}", unknown)
                         for s in ("bounding", "effective", "permitted", "inheritable", "ambient"))
+    pr.unknown_caps = sorted(unknown)  # as runc: ignored, with a warning (warn_unknown_caps)
     pr.rlimits = []
     seen = set()
     for i, r in enumerate(_list(p, "rlimits", field + ".rlimits")):
@@ -531,10 +552,121 @@ def parse_process(p, field="process"):
     pr.oom_score_adj = _int(p, "oomScoreAdj", field + ".oomScoreAdj", lo=-1000, hi=1000)
     pr.apparmor = _str(p, "apparmorProfile", field + ".apparmorProfile")
     pr.selinux_label = _str(p, "selinuxLabel", field + ".selinuxLabel")
-    pr.io_priority = p.get("ioPriority")
-    pr.scheduler = p.get("scheduler")
-    pr.exec_cpu_affinity = p.get("execCPUAffinity")
+    pr.io_priority = pr.scheduler = pr.exec_cpu_affinity = None
+    if p.get("ioPriority") is not None:
+        pr.io_priority = _io_priority(p["ioPriority"], field + ".ioPriority")
+    if p.get("scheduler") is not None:
+        pr.scheduler = _scheduler(p["scheduler"], field + ".scheduler")
+    if p.get("execCPUAffinity") is not None:
+        pr.exec_cpu_affinity = _cpu_affinity(p["execCPUAffinity"], field + ".execCPUAffinity")
     return pr
+
+
+def _personality(d, field):
+    """linux.personality -> (PER_* domain, its name). As runc: flags are ignored with a
+    warning (the spec defines none)."""
+    if not isinstance(d, dict):
+        _expect(field, "object", d)
+    domain = _str(d, "domain", field + ".domain", required=True)
+    if domain not in PERSONALITY_DOMAINS:
+        raise ConfigError(field + ".domain", f"unknown domain {describe(domain)} (LINUX or LINUX32)")
+    flags = _strlist(d, "flags", field + ".flags")
+    if flags:
+        errors.warn(f"{field}.flags {', '.join(map(describe, flags))} ignored: "
+                    "no personality flag is supported")
+    return PERSONALITY_DOMAINS[domain], domain
+
+
+def _io_priority(d, field):
+    """process.ioPriority -> (class name, level, the ioprio_set value)."""
+    if not isinstance(d, dict):
+        _expect(field, "object", d)
+    cls = _str(d, "class", field + ".class", required=True)
+    if cls not in IOPRIO_CLASSES:
+        raise ConfigError(field + ".class", f"unknown class {describe(cls)} "
+                          "(IOPRIO_CLASS_RT, IOPRIO_CLASS_BE or IOPRIO_CLASS_IDLE)")
+    level = _int(d, "priority", field + ".priority", default=0, lo=0, hi=7)
+    return cls, level, IOPRIO_CLASSES[cls] << 13 | level
+
+
+def _scheduler(d, field):
+    """process.scheduler -> (policy name, policy, flags, nice, priority, runtime, deadline,
+    period) for sched_setattr(2), with runc's rules (a priority only for SCHED_FIFO and
+    SCHED_RR, runtime/deadline/period only for SCHED_DEADLINE, nice in -20..19 for
+    SCHED_OTHER and SCHED_BATCH) and the kernel's own limits, so that a value the kernel
+    would refuse fails here, before anything exists."""
+    if not isinstance(d, dict):
+        _expect(field, "object", d)
+    name = _str(d, "policy", field + ".policy", required=True)
+    if name not in SCHED_POLICIES:
+        raise ConfigError(field + ".policy", f"unknown policy {describe(name)}")
+    if name == "SCHED_ISO":
+        raise ConfigError(field + ".policy", "SCHED_ISO is not implemented by Linux")
+    flags = 0
+    for i, f in enumerate(_strlist(d, "flags", field + ".flags")):
+        if f not in SCHED_FLAGS:
+            raise ConfigError(f"{field}.flags[{i}]", f"unknown flag {describe(f)}")
+        flags |= SCHED_FLAGS[f]
+    nice = _int(d, "nice", field + ".nice", default=0, lo=-0x80000000, hi=0x7FFFFFFF)
+    if name in ("SCHED_OTHER", "SCHED_BATCH") and not -20 <= nice <= 19:
+        raise ConfigError(field + ".nice", f"{nice} is out of range (-20 to 19)")
+    prio = _int(d, "priority", field + ".priority", default=0, lo=-0x80000000, hi=0x7FFFFFFF)
+    rt = name in ("SCHED_FIFO", "SCHED_RR")
+    if prio and not rt:
+        raise ConfigError(field + ".priority", "can only be set for SCHED_FIFO or SCHED_RR")
+    keep = flags & SCHED_FLAGS["SCHED_FLAG_KEEP_PARAMS"]
+    if rt and not keep and not 1 <= prio <= 99:
+        raise ConfigError(field + ".priority", f"{prio} is out of range for {name} (1 to 99)")
+    dl = [_int(d, k, f"{field}.{k}", default=0, lo=0, hi=(1 << 63) - 1)
+          for k in ("runtime", "deadline", "period")]
+    if name != "SCHED_DEADLINE":
+        for k, v in zip(("runtime", "deadline", "period"), dl):
+            if v:
+                raise ConfigError(f"{field}.{k}", "can only be set for SCHED_DEADLINE")
+    elif not keep:
+        runtime, deadline, period = dl
+        if runtime < 1024:
+            raise ConfigError(field + ".runtime", f"{runtime} is out of range for "
+                              "SCHED_DEADLINE (at least 1024 ns)")
+        if deadline < runtime:
+            raise ConfigError(field + ".deadline", f"{deadline} is less than runtime {runtime}")
+        if period and period < deadline:
+            raise ConfigError(field + ".period", f"{period} is less than deadline {deadline}")
+    return (name, SCHED_POLICIES[name], flags, nice, prio, *dl)
+
+
+def _cpu_affinity(d, field):
+    """process.execCPUAffinity -> (initial CPUs, final CPUs, initial text, final text),
+    each set None when not given (or empty)."""
+    if not isinstance(d, dict):
+        _expect(field, "object", d)
+    initial = _str(d, "initial", field + ".initial")
+    final = _str(d, "final", field + ".final")
+    if not initial and not final:
+        return None
+    return (cpu_list(initial, field + ".initial"), cpu_list(final, field + ".final"),
+            initial, final)
+
+
+def cpu_list(text, field):
+    """A CPU list as the kernel writes them ("0-3,7") -> a set of CPU numbers; None
+    for "". Only digits, commas and one dash per range."""
+    if not text:
+        return None
+    cpus = set()
+    for part in text.split(","):
+        lo, dash, hi = part.partition("-")
+        if not (lo.isdigit() and lo.isascii() and (not dash or (hi.isdigit() and hi.isascii()))):
+            raise ConfigError(field, f"invalid CPU list {describe(text)} "
+                              '(CPU numbers and ranges, comma-separated: "0-3,7")')
+        a = int(lo)
+        b = int(hi) if dash else a
+        if a > b:
+            raise ConfigError(field, f"invalid range {describe(part)} in {describe(text)}")
+        if b > MAX_CPU:
+            raise ConfigError(field, f"CPU {b} is out of range (0 to {MAX_CPU})")
+        cpus.update(range(a, b + 1))
+    return cpus
 
 
 def _rlim(v):
@@ -542,14 +674,27 @@ def _rlim(v):
     return -1 if v >= 0xFFFFFFFFFFFFFFFF else v
 
 
-def cap_mask(caps, key, field):
+def cap_mask(caps, key, field, unknown=None):
+    """The capability names of caps[key] as a mask. The names are runc's, exactly
+    ("CAP_NET_RAW"; not "NET_RAW" nor "cap_net_raw"). An unknown name is added to
+    the set `unknown` (runc ignores it, and warns), or refused without one."""
     mask = 0
     for i, name in enumerate(_strlist(caps, key, field)):
-        n = CAP_NUMBERS.get(name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper())
+        n = CAP_NUMBERS.get(name)
         if n is None:
-            raise ConfigError(f"{field}[{i}]", f"unknown capability {describe(name)}")
+            if unknown is None:
+                raise ConfigError(f"{field}[{i}]", f"unknown capability {describe(name)}")
+            unknown.add(name)
+            continue
         mask |= 1 << n
     return mask
+
+
+def warn_unknown_caps(proc):
+    """runc's warning for the capability names it ignored, when it applies the process's."""
+    if proc.unknown_caps:
+        from . import errors  # noqa: PLC0415
+        errors.warn(f"ignoring unknown or unavailable capabilities: [{' '.join(proc.unknown_caps)}]")
 
 
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer",

@@ -13,6 +13,7 @@ from . import _os as os
 
 from . import cgroups, config, hooks, sync
 from . import syscalls as sc
+from . import errors
 from .errors import ConchError, ConfigError, NotExist
 from .state import START_SOCK, State, proc_stat, utc_now
 
@@ -149,11 +150,17 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, no_pivot=False
         raise ConfigError("process", "missing")
     if not cfg.has_ns("mount"):
         raise ConfigError("linux.namespaces", "a mount namespace is required")
+    if no_pivot and cfg.rootfs_propagation & (sc.MS_PRIVATE | sc.MS_UNBINDABLE):
+        # as runc: the old root stays under the container's, cut off from the host's
+        # unmounts (conch takes unbindable as private until the root is switched)
+        raise ConfigError("linux.rootfsPropagation", "[r]private and [r]unbindable are not "
+                          "safe without pivot_root (--no-pivot)")
     if proc.terminal and not console_socket and not console_pair:
         raise ConchError("cannot allocate tty if conch will detach without setting console socket")
     if console_socket and not proc.terminal:
         raise ConchError("cannot use console socket if conch will not detach or allocate tty")
     filt = confinement(cfg, proc, root)
+    config.warn_unknown_caps(proc)
     res = None
     if cfg.resources and cgroups.needs_resources(cfg.resources):
         from .cgroups import resources  # noqa: PLC0415 - only for configs with limits
@@ -528,12 +535,19 @@ def start_launch(lc):
 def kill(root, cid, sig, all_=False):
     st = State.load(root, cid)
     status = st.status()
+    if all_:
+        # as runc 1.1: every process still in the cgroup, even once the init is gone
+        # (containerd's `kill --all ID 9` before a delete), so no "not running" here
+        signal_all(st, sig, status)
+        return
     if status == "stopped":
         raise ConchError("container not running")
-    if all_:
-        signal_all(st, sig)
-        return
     _signal_init(st, sig)
+    if sig == 9 and status == "paused":
+        # as runc: a v1 freezer holds a killed process until it is thawed
+        mgr = cgroups.Manager.from_state(st.data.get("cgroup"))
+        if mgr is not None:
+            _thaw(mgr)
 
 
 def _signal_init(st, sig):
@@ -550,23 +564,55 @@ def _signal_init(st, sig):
         except OSError as e:
             if e.errno == 3:
                 raise ConchError("container not running") from None
-            raise ConchError(f"kill: {e.strerror}") from None
+            # runc's words, with Go's errno text (a signal the kernel does not know:
+            # "unable to signal init: invalid argument")
+            raise ConchError(f"unable to signal init: {e.strerror.lower()}") from None
     finally:
         os.close(fd)
 
 
-def signal_all(st, sig):
+def signal_all(st, sig, status=None):
+    """Signal every process of the container. SIGKILL goes through cgroup.kill when the
+    cgroup has a cgroup2 directory (a v2 host, the unified one of a hybrid host) and the
+    kernel the file, as runc 1.2 does: nothing can fork past it. Otherwise, as runc: the
+    cgroup is frozen, each process in it signalled, the cgroup thawed. A container the
+    user paused stays paused (runc would thaw it); SIGKILL always thaws."""
     mgr = cgroups.Manager.from_state(st.data.get("cgroup"))
-    pids = mgr.procs() if mgr else []
-    if not pids and st.alive():
-        pids = [st.pid]
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
     if sig == 9 and mgr is not None:
-        _thaw(mgr)
+        try:
+            killed = mgr.kill()
+        except ConchError:
+            killed = False  # e.g. not ours to write (rootless): signal each process
+        if killed:
+            _thaw(mgr)
+            return
+    froze = False
+    if mgr is not None and mgr.freezer_files:
+        if (status or st.status()) != "paused":
+            try:
+                mgr.freeze()
+                froze = True
+            except ConchError:
+                pass  # as runc: signalled anyway
+    try:
+        pids = mgr.procs() if mgr else []
+        if not pids and st.alive():
+            pids = [st.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+            except OSError as e:  # as runc: a warning, and on to the next one
+                errors.warn(f"kill {pid}: {e.strerror.lower()}")
+    finally:
+        if sig == 9 and mgr is not None:
+            _thaw(mgr)
+        elif froze:
+            try:
+                mgr.thaw()
+            except ConchError as e:
+                errors.warn(str(e))
 
 
 def _thaw(mgr):
@@ -607,11 +653,11 @@ def destroy(st, status=None):
             if mgr is not None:
                 _thaw(mgr)
         else:
-            signal_all(st, 9)
+            signal_all(st, 9, status)
         _wait_gone(st.pid)
     if mgr is not None:
         if mgr.procs() and not st.data.get("own_pidns"):
-            signal_all(st, 9)
+            signal_all(st, 9, "stopped")
         try:
             mgr.destroy()
         except ConchError as e:

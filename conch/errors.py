@@ -1,4 +1,13 @@
-"""The errors conch reports to its user: one line each, exit status 1."""
+"""The errors conch reports to its user: one line each, exit status 1; and warnings."""
+
+import posix
+
+
+def warn(msg):
+    """Tell the user something went on despite a problem (runc's logrus warnings). The
+    command line replaces this with its logger (a logrus line on stderr, or a line in
+    --log); a library caller gets it on stderr. Call it as errors.warn(...)."""
+    posix.write(2, f"conch: warning: {msg}\n".encode())
 
 
 class ConchError(Exception):

@@ -74,6 +74,13 @@ def start(st, cfg, proc, console_socket=None, console_pair=False, preserve_fds=0
         raise ExecError("cannot use console socket if conch will not detach or allocate tty")
     from .container import confinement  # noqa: PLC0415
     filt = confinement(cfg, proc, st.root)  # LSM labels there, linux.seccomp compiled
+    base = cfg.process
+    if base is not None and base is not proc:
+        # as runc: a process.json without them gets the container's (its config.json's)
+        for f in ("io_priority", "scheduler", "exec_cpu_affinity"):
+            if getattr(proc, f) is None:
+                setattr(proc, f, getattr(base, f))
+    affinity = proc.exec_cpu_affinity
     pid = st.pid
     fds = []
     socks = []
@@ -137,7 +144,18 @@ def start(st, cfg, proc, console_socket=None, console_pair=False, preserve_fds=0
                 restore.append((os.open(f"/proc/self/ns/{own}", os.O_RDONLY | os.O_CLOEXEC), nstype))
                 fds.append(restore[-1][0])
                 sc.setns(ns[typ], nstype, f"the container's {typ} namespace")
+        saved_cpus = None
         try:
+            if affinity is not None and affinity[0] is not None:
+                # execCPUAffinity.initial: the CPUs the process runs on before it is in the
+                # container's cgroup. conch takes them for the fork, so that the child has
+                # them from birth (clone3 makes it in the cgroup), and takes its own back.
+                saved_cpus = os.sched_getaffinity(0)
+                try:
+                    sc.sched_setaffinity(affinity[0], affinity[2])
+                except OSError as e:
+                    saved_cpus = None
+                    raise ExecError(f"process.execCPUAffinity.initial: {e}") from None
             child = -1
             if into is not None:
                 from .container import _clone_into  # noqa: PLC0415
@@ -154,6 +172,8 @@ def start(st, cfg, proc, console_socket=None, console_pair=False, preserve_fds=0
                     console_mine.close()
                 _child(a, cfg, ns, pass_fds, exec_fd, late)  # never returns
         finally:
+            if saved_cpus is not None:
+                os.sched_setaffinity(0, saved_cpus)
             for fd, nstype in restore:
                 sc.setns(fd, nstype, "conch's own namespace")
         child_sock.close()
@@ -259,19 +279,29 @@ def _child(a, cfg, ns, pass_fds, exec_fd, late=0):
         if late:
             _join_late(a, ns, late)
         proc = a.process
+        if proc.exec_cpu_affinity is not None and proc.exec_cpu_affinity[1] is not None:
+            # execCPUAffinity.final: in the cgroup now; before the scheduler (a
+            # SCHED_DEADLINE task may not narrow its affinity)
+            try:
+                sc.sched_setaffinity(proc.exec_cpu_affinity[1], proc.exec_cpu_affinity[3])
+            except OSError as e:
+                raise ConchError(f"process.execCPUAffinity.final: {e}") from None
         for res, soft, hard in proc.rlimits:
             resource.setrlimit(res, (soft, hard))
         console = None
         if proc.terminal and a.console is not None:
             console = init.setup_console(a.console, proc.console_size, bind_console=False)
             a.console.close()
+        init.fix_stdio_permissions(proc.user.uid, console)
         if exec_fd is not None:
             # runsc's --exec-fd: run the binary behind a host fd, not args[0]
             _, env = init.prepare_process(proc, "user" in ns, find_exe=False,
-                                          seccomp=a.seccomp, sock=a.sock)
+                                          seccomp=a.seccomp, sock=a.sock,
+                                          personality=cfg.personality)
             exe = exec_fd
         else:
-            exe, env = init.prepare_process(proc, "user" in ns, seccomp=a.seccomp, sock=a.sock)
+            exe, env = init.prepare_process(proc, "user" in ns, seccomp=a.seccomp, sock=a.sock,
+                                            personality=cfg.personality)
         init.execve(exe, proc.args, env, console, keep, a.sock)
     except BaseException as e:  # noqa: B902 - report everything, then exit
         try:

@@ -206,7 +206,9 @@ def _main(a):
     if cfg.root_readonly:
         rootfs.readonly_root()
 
-    exe, env = prepare_process(proc, in_userns, seccomp=a.seccomp, sock=sock)
+    fix_stdio_permissions(proc.user.uid, console)
+    exe, env = prepare_process(proc, in_userns, seccomp=a.seccomp, sock=sock,
+                               personality=cfg.personality)
 
     sync.send(sock, sync.READY)
     kind, payload = sync.recv(sock)
@@ -238,11 +240,11 @@ def _main(a):
     execve(exe, proc.args, env, console, range(3, 3 + a.preserve_fds), conn or sock)
 
 
-def prepare_process(proc, in_userns, find_exe=True, seccomp=None, sock=None):
-    """HOME, LSM labels, cwd, user, capabilities, the executable, umask,
-    no_new_privs and the seccomp filter (a conch.seccomp.Filter; `sock` takes
-    the notify listener fd to conch), in runc's order, for a container's init
-    or an exec'd process. Returns (exe, env)."""
+def prepare_process(proc, in_userns, find_exe=True, seccomp=None, sock=None, personality=None):
+    """HOME, LSM labels, scheduling (I/O priority, scheduler, personality), cwd,
+    user, capabilities, the executable, umask, no_new_privs and the seccomp filter
+    (a conch.seccomp.Filter; `sock` takes the notify listener fd to conch), in
+    runc's order, for a container's init or an exec'd process. Returns (exe, env)."""
     env = proc.env
     if not _envdict(env).get("HOME"):
         env = env + ["HOME=" + home_of(proc.user.uid)]  # as runc sets it
@@ -250,6 +252,8 @@ def prepare_process(proc, in_userns, find_exe=True, seccomp=None, sock=None):
         set_exec_labels(proc)  # the LSM confines the program; exec'd directly (see execve)
     elif find_exe:
         trampoline.prepare()  # the sealed memfd, before a seccomp filter could refuse memfd_create
+    if proc.io_priority is not None or proc.scheduler is not None or personality is not None:
+        set_scheduling(proc, personality)
     if seccomp is not None and not proc.no_new_privileges:
         # without no_new_privs a filter needs CAP_SYS_ADMIN: before the capabilities go (runc)
         load_seccomp(seccomp, sock)
@@ -266,6 +270,40 @@ def prepare_process(proc, in_userns, find_exe=True, seccomp=None, sock=None):
         if seccomp is not None:
             load_seccomp(seccomp, sock)  # as late as possible: few syscalls run under it (runc)
     return exe, env
+
+
+def set_scheduling(proc, personality):
+    """process.ioPriority, process.scheduler and linux.personality, while the process
+    still has the privileges a real-time class or policy (or a lower nice) needs: before
+    the user and capabilities change, and before a seccomp filter (a profile need not
+    allow ioprio_set, sched_setattr or personality). All three survive execve."""
+    if proc.io_priority is not None:
+        cls, level, value = proc.io_priority
+        try:
+            sc.ioprio_set(value, f"{cls} {level}")
+        except OSError as e:
+            raise ConchError(f"process.ioPriority: {e}") from None
+    if proc.scheduler is not None:
+        name, policy, flags, nice, prio, runtime, deadline, period = proc.scheduler
+        try:
+            sc.sched_setattr(policy, flags, nice, prio, runtime, deadline, period, name)
+        except OSError as e:
+            hint = ""
+            if e.errno == 1 and policy in (1, 2):
+                hint = (" (a real-time policy needs CAP_SYS_NICE in the host's user namespace"
+                        " and, under a cgroup v1 cpu controller with real-time group"
+                        " scheduling, linux.resources.cpu.realtimeRuntime)")
+            elif e.errno == 1 and policy == 6:
+                hint = (" (SCHED_DEADLINE needs CAP_SYS_NICE in the host's user namespace and"
+                        " every CPU of its root domain: no cpuset or CPU affinity that leaves"
+                        " one out)")
+            raise ConchError(f"process.scheduler: {e}{hint}") from None
+    if personality is not None:
+        domain, name = personality
+        try:
+            sc.personality(domain, name)
+        except OSError as e:
+            raise ConchError(f"linux.personality: {e}") from None
 
 
 def load_seccomp(f, sock):
@@ -501,6 +539,32 @@ def _check_exec(name, path):
         raise ConchError(f'exec: "{name}": stat {path}: {e.strerror.lower()}') from None
     if not stat.S_ISREG(st.st_mode) or not (st.st_mode & 0o111) or not os.access(path, os.X_OK):
         raise ConchError(f'exec: "{name}": permission denied')
+
+
+def fix_stdio_permissions(uid, console):
+    """runc's fixStdioPermissions, while we are still root: the process's stdio (the pty
+    slave made for it, else fds 0-2) is given to its user (uid only; the group stays),
+    so that it can reopen them (/proc/self/fd/1, /dev/stdout). Unlike runc, only what
+    the caller (this process) owns and, of the caller's fds, no device: not /dev/null,
+    nor a terminal of the host (runc never gives away other users' files either in the
+    foreground, where it passes pipes of its own). Refusals the kernel makes when an
+    owner is not mapped in our user namespace, or /dev is read-only, are ignored (runc)."""
+    euid = os.geteuid()
+    for fd in (console,) if console is not None else (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # not open
+        if st.st_uid == uid or st.st_uid != euid:
+            continue
+        if console is None and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno not in (1, 22, 30):  # EPERM, EINVAL, EROFS
+                raise ConchError(f"process.user.uid: giving stdio fd {fd} to uid {uid}: "
+                                 f"{e.strerror.lower()}") from None
 
 
 def set_user(proc, in_userns):

@@ -74,11 +74,99 @@ def mkdir_all(rootfd, path, mode=0o755, resolve=IN_ROOT, last_is_file=False, hop
 
 # --- mounts -----------------------------------------------------------------
 
+# linux.rootfsPropagation to give the container's / once every mount is made: the
+# shared and unbindable kinds (prepare_root, finish_root_propagation)
+_root_propagation = 0
+
+
 def prepare_root(cfg):
-    """Make / private-ish and the rootfs a mount point of its own (pivot_root needs one)."""
-    prop = cfg.rootfs_propagation or (sc.MS_SLAVE | sc.MS_REC)
-    sc.mount(None, "/", None, prop)
+    """The new mount namespace's tree as linux.rootfsPropagation says (rslave when
+    unset), the mount that holds the rootfs made private if it is still shared, and
+    the rootfs a mount point of its own (pivot_root needs one), as runc does.
+
+    A shared parent would make pivot_root fail (EINVAL) and would carry the bind of
+    the rootfs, and every mount made in it, over to the host's mount namespace. After
+    rslave, rprivate or runbindable nothing is shared any more, so only the other
+    values read /proc/self/mountinfo. The shared and unbindable kinds are given to
+    the container's / once it is the root and every mount is made, as runc does
+    since 1.3.1 (runc 1.1 leaves / private after `shared`, fails on `unbindable`).
+    Until then an unbindable value is taken as private: an unbindable tree could
+    not be bound (neither the rootfs onto itself, nor a host directory from it)."""
+    global _root_propagation
+    prop = cfg.rootfs_propagation
+    if not prop:
+        sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
+    else:
+        if prop & (sc.MS_SHARED | sc.MS_UNBINDABLE):
+            _root_propagation = prop
+        if prop & sc.MS_UNBINDABLE:
+            sc.mount(None, "/", None, sc.MS_PRIVATE | (prop & sc.MS_REC))
+        else:
+            sc.mount(None, "/", None, prop)
+        if not prop & sc.MS_REC or prop & sc.MS_SHARED:
+            parent_private_if_shared(cfg.root)
     sc.mount(cfg.root, cfg.root, "bind", sc.MS_BIND | sc.MS_REC)
+
+
+def _mnt_id(fd):
+    """The id of the mount an fd is on (/proc/self/fdinfo), as /proc/self/mountinfo has it."""
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"mnt_id:"):
+                return line.split()[1]
+    raise ConchError(f"/proc/self/fdinfo/{fd} has no mnt_id")
+
+
+def _unescape(field):
+    """A mountinfo path: the kernel writes space, tab, newline and backslash as \\ooo."""
+    if b"\\" not in field:
+        return field
+    out = bytearray()
+    i = 0
+    while i < len(field):
+        code = field[i + 1:i + 4]
+        if field[i] == 0x5C and len(code) == 3 and not code.strip(b"01234567"):
+            out.append(int(code, 8))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return bytes(out)
+
+
+def parent_private_if_shared(root):
+    """runc's rootfsParentMountPrivate: the mount the rootfs is on, made private when it
+    is shared. It is found by the mount id of an fd of the rootfs, so that symlinks in
+    the path and mounts stacked on one mount point cannot mislead (runc picks the
+    longest mount point that is a string prefix of the path)."""
+    fd = os.open(root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        mnt_id = _mnt_id(fd)
+    finally:
+        os.close(fd)
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split(b" ")
+            if fields[0] != mnt_id:
+                continue
+            optional = fields[6:fields.index(b"-")]
+            if any(o.startswith(b"shared:") for o in optional):
+                point = os.fsdecode(_unescape(fields[4]))
+                sc.mount(None, point, None, sc.MS_PRIVATE, None, f"{point} (the mount of the rootfs)")
+            return
+    raise ConchError(f"the mount of the rootfs {root} is not in /proc/self/mountinfo")
+
+
+def finish_root_propagation():
+    """Give the container's / the shared or unbindable propagation asked for, once
+    every mount of the container is made: after pivot_root (a shared / or parent would
+    make it fail), and after the console, masked and read-only paths, which are bind
+    mounts (an unbindable mount cannot be bound). Called by readonly_paths, the last
+    of them; nothing to do for the other values."""
+    global _root_propagation
+    if _root_propagation:
+        sc.mount(None, "/", None, _root_propagation, None, "/ (linux.rootfsPropagation)")
+        _root_propagation = 0
 
 
 def mount_all(rootfd, cfg, cgroup_dirs, trees=None):
@@ -104,8 +192,25 @@ def mount_one(rootfd, m, cfg, cgroup_dirs, tree=None):
     if m.type == "cgroup":
         return mount_cgroup_v1(rootfd, m, cgroup_dirs)
     resolve = NO_LINKS if m.type in ("proc", "sysfs") else IN_ROOT
-    isdir = _is_dir_source(m) if tree is None else stat.S_ISDIR(os.fstat(tree).st_mode)
-    fd = mkdir_all(rootfd, m.destination, 0o755, resolve, last_is_file=not isdir)
+    data = m.data
+    tmpfs = m.type == "tmpfs" and not m.bind
+    fd = None
+    if tmpfs and (m.copyup or not _has_mode(data)):
+        # a tmpfs over a directory that exists takes its mode (runc), and its content
+        # with tmpcopyup: the only case that asks whether the directory was there
+        try:
+            fd = open_in_root(rootfd, m.destination, O_PATH, resolve)
+        except OSError as e:
+            if e.errno != 2:
+                raise
+        if fd is not None:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode) and not _has_mode(data):
+                mode = f"mode={stat.S_IMODE(st.st_mode):04o}"
+                data = f"{mode},{data}" if data else mode
+    if fd is None:
+        isdir = _is_dir_source(m) if tree is None else stat.S_ISDIR(os.fstat(tree).st_mode)
+        fd = mkdir_all(rootfd, m.destination, 0o755, resolve, last_is_file=not isdir)
     try:
         target = fdpath(fd)
         if m.type in ("proc", "sysfs"):
@@ -119,9 +224,11 @@ def mount_one(rootfd, m, cfg, cgroup_dirs, tree=None):
             os.close(tree)
         elif m.bind:
             sc.mount(m.source, target, None, flags & (sc.MS_BIND | sc.MS_REC), None, m.destination)
+        elif tmpfs and m.copyup:
+            mount_tmpfs_copyup(rootfd, fd, m, flags, data, resolve)
         else:
             try:
-                sc.mount(m.source or m.type, target, m.type, flags, m.data or None, m.destination)
+                sc.mount(m.source or m.type, target, m.type, flags, data or None, m.destination)
             except OSError as e:
                 if m.type != "sysfs" or e.errno != 1 or not cfg.has_ns("user"):
                     raise
@@ -145,6 +252,109 @@ def mount_one(rootfd, m, cfg, cgroup_dirs, tree=None):
                              what=m.destination)  # AT_EMPTY_PATH
     finally:
         os.close(fd)
+
+
+def _has_mode(data):
+    return any(o.startswith("mode=") for o in data.split(",")) if data else False
+
+
+def mount_tmpfs_copyup(rootfd, fd, m, flags, data, resolve):
+    """tmpcopyup (runc's extension): a tmpfs over the directory `fd`, holding a copy of
+    what the directory holds. The copy goes from an fd of the directory, taken before
+    the tmpfs hides it, into an fd of the tmpfs: every name is opened relative to its
+    parent's fd and never followed (O_NOFOLLOW; symlinks are copied as symlinks), so
+    nothing outside the rootfs is read or written, whatever the rootfs holds. The
+    tmpfs is writable until the copy is done, then made read-only if asked (as
+    runc). If the copy fails, the tmpfs is unmounted again."""
+    try:
+        src = os.open(fdpath(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise sc.oserror(e, "tmpcopyup: open", m.destination) from None
+    try:
+        sc.mount(m.source or "tmpfs", fdpath(fd), "tmpfs", flags & ~sc.MS_RDONLY, data or None,
+                 m.destination)
+        dst = -1
+        try:
+            dst = open_in_root(rootfd, m.destination, os.O_RDONLY | os.O_DIRECTORY, resolve)
+            if sc.fstatfs_type(dst) != sc.TMPFS_MAGIC or os.fstat(dst).st_dev == os.fstat(src).st_dev:
+                raise ConchError(f"tmpcopyup: {m.destination} is not the new tmpfs after mounting it")
+            copy_tree(src, dst, m.destination.rstrip("/"))
+            if flags & sc.MS_RDONLY:
+                remount_bind(dst, m.destination, flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT))
+        except BaseException:
+            if dst >= 0:
+                try:
+                    sc.umount2(fdpath(dst), sc.MNT_DETACH)
+                except OSError:
+                    pass  # the mount namespace goes with the init
+            raise
+        finally:
+            if dst >= 0:
+                os.close(dst)
+    finally:
+        os.close(src)
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+COPY_DEPTH = 128
+
+
+def copy_tree(src, dst, where, depth=0):
+    """Copy what the directory open as `src` holds into the directory open as `dst`:
+    files (content, owner, mode), directories (owner and mode, set once filled),
+    symlinks (as they are, owner), device nodes, fifos and sockets. Hard links become
+    separate files and times are not kept, as in runc. `where` names the directory
+    in errors: `tmpcopyup /run/x: permission denied`."""
+    if depth > COPY_DEPTH:
+        raise ConchError(f"tmpcopyup: {where}: more than {COPY_DEPTH} levels of directories")
+    with os.scandir(src) as it:
+        names = [e.name for e in it]
+    for name in names:
+        what = f"{where}/{name}"
+        try:
+            st = os.stat(name, dir_fd=src, follow_symlinks=False)
+            kind = stat.S_IFMT(st.st_mode)
+            perm = stat.S_IMODE(st.st_mode)
+            if kind == stat.S_IFDIR:
+                os.mkdir(name, 0o700, dir_fd=dst)
+                s = os.open(name, _DIR, dir_fd=src)
+                try:
+                    d = os.open(name, _DIR, dir_fd=dst)
+                    try:
+                        copy_tree(s, d, what, depth + 1)
+                        os.fchown(d, st.st_uid, st.st_gid)
+                        os.fchmod(d, perm)  # after the chown: setgid stays
+                    finally:
+                        os.close(d)
+                finally:
+                    os.close(s)
+            elif kind == stat.S_IFREG:
+                s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+                            | os.O_CLOEXEC, dir_fd=src)
+                try:
+                    if not stat.S_ISREG(os.fstat(s).st_mode):
+                        raise OSError(22, "changed while being copied")
+                    d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                | os.O_CLOEXEC, 0o600, dir_fd=dst)
+                    try:
+                        while os.sendfile(d, s, None, 1 << 30):
+                            pass
+                        os.fchown(d, st.st_uid, st.st_gid)
+                        os.fchmod(d, perm)  # after the chown, which drops setuid/setgid
+                    finally:
+                        os.close(d)
+                finally:
+                    os.close(s)
+            elif kind == stat.S_IFLNK:
+                os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+                os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            else:  # device nodes, fifos, sockets (mknod makes them all)
+                os.mknod(name, kind | perm, st.st_rdev, dir_fd=dst)
+                os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        except sc.SyscallError:
+            raise
+        except OSError as e:
+            raise sc.SyscallError(e.errno or 0, "tmpcopyup", what) from None
 
 
 def remount_bind(fd, what, flags, clear=0):
@@ -311,6 +521,10 @@ def pivot_root(root):
 def move_root(root):
     """--no-pivot: move the rootfs over / and chroot into it."""
     os.chdir(root)
+    if _root_propagation & sc.MS_SHARED:
+        # / may be a peer of the host's (rootfsPropagation shared): the move would
+        # show there too. What becomes of the old / does not matter: it is hidden.
+        sc.mount(None, "/", None, sc.MS_PRIVATE)
     sc.mount(root, "/", None, sc.MS_MOVE)
     os.chroot(".")
     os.chdir("/")
@@ -355,6 +569,12 @@ def mask_paths(paths):
 
 
 def readonly_paths(paths):
+    """linux.readonlyPaths; the last mounts made: linux.rootfsPropagation is then given to /."""
+    _readonly_paths(paths)
+    finish_root_propagation()
+
+
+def _readonly_paths(paths):
     for p in paths:
         try:
             fd = sc.openat2(-100, p, O_PATH | os.O_NOFOLLOW, 0, IN_ROOT)

@@ -17,51 +17,67 @@ import _ctypes
 from . import _os as os
 
 
-class c_int(_ctypes._SimpleCData):
-    _type_ = "i"
-
-
-class c_uint(_ctypes._SimpleCData):
-    _type_ = "I"
-
+# A ctypes type is a class made by a metaclass: 0.15M instructions each. The start
+# path needs two: c_long (the arguments of the variadic syscall(2) and of
+# unsigned-long parameters: a bare Python int is passed as a 32-bit int) and one
+# function-pointer type. Its functions return int (ctypes' default without
+# _restype_), also syscall(2), whose long result conch only reads as an fd, a pid,
+# 0 or -1. Buffers are arrays of c_long (make them with char_array). The other
+# types (c_int, c_uint, c_char: libseccomp's bindings use them) are made on first use.
 
 class c_long(_ctypes._SimpleCData):
     _type_ = "l"
 
 
-class c_char(_ctypes._SimpleCData):
-    _type_ = "c"
-
-
-class _Buf(_ctypes.Array):
-    _type_ = c_char
-    _length_ = 128
-
-
-class _Libc:
-    _handle = _ctypes.dlopen(None, 2)  # RTLD_NOW; the process's own symbols
-
-
-class _IntFunc(_ctypes.CFuncPtr):
+class _Func(_ctypes.CFuncPtr):
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-    _restype_ = c_int
 
 
-class _LongFunc(_ctypes.CFuncPtr):
-    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-    _restype_ = c_long
+_Libc = type(os)("conch.syscalls.libc")  # anything with a _handle will do
+_Libc._handle = _ctypes.dlopen(None, 2)  # RTLD_NOW; the process's own symbols
 
 
-class _Lib:
-    """libc functions, looked up on first use."""
-
-    def __getattr__(self, name):
-        f = (_LongFunc if name == "syscall" else _IntFunc)((name, _Libc))
-        setattr(self, name, f)
-        return f
+def _libc_lookup(name):
+    """libc functions, looked up on first use (a module object's __getattr__)."""
+    f = _Func((name, _Libc))
+    setattr(_libc, name, f)
+    return f
 
 
-_libc = _Lib()
+_libc = type(os)("conch.syscalls.functions")
+_libc.__getattr__ = _libc_lookup
+
+_SIMPLE = {"c_int": "i", "c_uint": "I", "c_char": "c"}
+
+
+def __getattr__(name):
+    """The ctypes types few paths need, made on first use and kept."""
+    code = _SIMPLE.get(name)
+    if code is None:
+        raise AttributeError(f"module 'conch.syscalls' has no attribute '{name}'")
+    t = type(name, (_ctypes._SimpleCData,), {"_type_": code})
+    globals()[name] = t
+    return t
+
+
+_arrays = {}
+
+
+def char_array(init):
+    """A C buffer holding `init` (bytes) or `init` zero bytes, as an array of c_long
+    (its size rounded up to 8 bytes; bytes(buffer) gives them back); keep it alive
+    while the kernel may use its address (addressof)."""
+    n = init if isinstance(init, int) else len(init)
+    words = max((n + 7) // 8, 1)
+    cls = _arrays.get(words)
+    if cls is None:
+        cls = _arrays[words] = type("_Longs", (_ctypes.Array,),
+                                    {"_type_": c_long, "_length_": words})
+    if isinstance(init, int):
+        return cls()
+    return cls.from_buffer_copy(init + bytes(words * 8 - n))
+
+
 get_errno = _ctypes.get_errno
 
 # --- constants (include/uapi/linux/*.h) ------------------------------------
@@ -171,6 +187,8 @@ else:  # pragma: no cover - other architectures are not supported yet
 
 
 _NR["seccomp"] = 317 if _machine == "x86_64" else 277
+_NR.update({"sched_setattr": 314, "ioprio_set": 251, "ioprio_get": 252}
+           if _machine == "x86_64" else {"sched_setattr": 274, "ioprio_set": 30, "ioprio_get": 31})
 
 
 class SyscallError(OSError):
@@ -227,6 +245,47 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
                   "prctl", str(option))
 
 
+# --- scheduling: process.scheduler, ioPriority, execCPUAffinity; linux.personality ----
+
+IOPRIO_WHO_PROCESS = 1
+
+
+def sched_setattr(policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0,
+                  what=""):
+    """sched_setattr(2) of the calling thread, with a struct sched_attr of the first
+    version (48 bytes, as runc passes it: no utilization clamps)."""
+    attr = (b"\x30\0\0\0" + policy.to_bytes(4, "little") + flags.to_bytes(8, "little")
+            + nice.to_bytes(4, "little", signed=True) + priority.to_bytes(4, "little", signed=True)
+            + _u64s(runtime, deadline, period))
+    _check(_libc.syscall(c_long(_NR["sched_setattr"]), 0, attr, 0), "sched_setattr", what)
+
+
+def ioprio_set(ioprio, what=""):
+    """ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio): the calling thread's I/O priority."""
+    _check(_libc.syscall(c_long(_NR["ioprio_set"]), IOPRIO_WHO_PROCESS, 0, ioprio),
+           "ioprio_set", what)
+
+
+def ioprio_get(pid):
+    """ioprio_get(IOPRIO_WHO_PROCESS, pid): (class, level)."""
+    v = _check(_libc.syscall(c_long(_NR["ioprio_get"]), IOPRIO_WHO_PROCESS, pid), "ioprio_get",
+               str(pid))
+    return v >> 13, v & 0x1FFF
+
+
+def personality(persona, what=""):
+    """personality(2); returns the previous persona."""
+    return _check(_libc.personality(c_long(persona)), "personality", what)
+
+
+def sched_setaffinity(cpus, what=""):
+    """The calling thread's CPU affinity (a set of CPU numbers)."""
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as e:
+        raise SyscallError(e.errno or 0, "sched_setaffinity", what) from None
+
+
 def join_session_keyring(name):
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a new session keyring, not the caller's."""
     return _check(_libc.syscall(c_long(_NR["keyctl"]), 1, _b(name)), "keyctl", name)
@@ -262,8 +321,8 @@ def setdomainname(name):
 
 
 def close_range(first, last=0xFFFFFFFF, flags=0):
-    _check(_libc.syscall(c_long(_NR["close_range"]), c_uint(first), c_uint(last),
-                         c_uint(flags)), "close_range")
+    _check(_libc.syscall(c_long(_NR["close_range"]), c_long(first), c_long(last),
+                         c_long(flags)), "close_range")
 
 
 CLOSE_RANGE_CLOEXEC = 4
@@ -291,29 +350,29 @@ def openat2(dirfd, path, flags, mode=0, resolve=0):
 def mount_setattr(dirfd, path, flags, attr_set, attr_clr=0, propagation=0,
                   userns_fd=0, what=None):
     attr = _u64s(attr_set, attr_clr, propagation, userns_fd)  # struct mount_attr
-    ret = _libc.syscall(c_long(_NR["mount_setattr"]), dirfd, _b(path), c_uint(flags),
+    ret = _libc.syscall(c_long(_NR["mount_setattr"]), dirfd, _b(path), c_long(flags),
                         attr, c_long(len(attr)))
     _check(ret, "mount_setattr", what or path)
 
 
 def open_tree(dirfd, path, flags, what=None):
     """open_tree(2): with OPEN_TREE_CLONE, an fd of a detached copy of the mount at path."""
-    ret = _libc.syscall(c_long(_NR["open_tree"]), dirfd, _b(path), c_uint(flags))
+    ret = _libc.syscall(c_long(_NR["open_tree"]), dirfd, _b(path), c_long(flags))
     return _check(ret, "open_tree", what or path)
 
 
 def move_mount(from_fd, to_fd, what=None):
     """move_mount(2) of the tree behind from_fd onto the directory behind to_fd."""
     ret = _libc.syscall(c_long(_NR["move_mount"]), from_fd, b"", to_fd, b"",
-                        c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+                        c_long(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
     _check(ret, "move_mount", what or "")
 
 
 def fstatfs_type(fd):
     """The f_type (filesystem magic) of an open fd."""
-    buf = _Buf()
+    buf = char_array(128)  # struct statfs: f_type first
     _check(_libc.fstatfs(fd, buf), "fstatfs", f"fd {fd}")
-    return int.from_bytes(buf.raw[:8], "little")
+    return buf[0]
 
 
 def sigset(signals):
@@ -374,8 +433,7 @@ def seccomp_filter(bpf, flags=0):
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) for a classic BPF program
     (8 bytes an instruction, as conch.seccomp builds it). Returns the listener
     fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
-    prog = type("_Prog", (_ctypes.Array,), {"_type_": c_char, "_length_": len(bpf)})
-    insns = prog.from_buffer_copy(bpf)
+    insns = char_array(bpf)
     fprog = ((len(bpf) // 8).to_bytes(2, "little") + bytes(6)
              + _ctypes.addressof(insns).to_bytes(8, "little"))  # struct sock_fprog
     return _check(_libc.syscall(c_long(_NR["seccomp"]), c_long(SECCOMP_SET_MODE_FILTER),
@@ -387,21 +445,14 @@ def seccomp_filter(bpf, flags=0):
 _NR["bpf"] = 321 if _machine == "x86_64" else 280
 
 
-def char_array(init):
-    """A C char array holding `init` (bytes) or `init` zero bytes; keep it alive
-    while the kernel may use its address (addressof)."""
-    n = init if isinstance(init, int) else len(init)
-    cls = type("_Chars", (_ctypes.Array,), {"_type_": c_char, "_length_": max(n, 1)})
-    return cls() if isinstance(init, int) else cls.from_buffer_copy(init)
-
-
 addressof = _ctypes.addressof
+sizeof = _ctypes.sizeof
 
 
 def bpf(cmd, attr, what=""):
     """bpf(cmd, attr): attr is a char_array holding the union bpf_attr (the kernel
     may write into it). Returns the result: an fd, or 0."""
-    return _check(_libc.syscall(c_long(_NR["bpf"]), c_long(cmd), attr, c_uint(len(attr))),
+    return _check(_libc.syscall(c_long(_NR["bpf"]), c_long(cmd), attr, c_long(sizeof(attr))),
                   "bpf", what or str(cmd))
 
 
@@ -409,18 +460,6 @@ def bpf(cmd, attr, what=""):
 
 CLONE_INTO_CGROUP = 0x200000000
 _NR["clone3"] = 435  # the same on x86_64 and aarch64
-
-
-class _PyApiFunc(_ctypes.CFuncPtr):
-    # a C-API function: called with the GIL held
-    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI
-    _restype_ = None
-
-
-class _PyApiLongFunc(_ctypes.CFuncPtr):
-    # syscall(2) with the GIL held: the child returns holding it, as after fork()
-    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI | _ctypes.FUNCFLAG_USE_ERRNO
-    _restype_ = c_long
 
 
 _fork_api = []
@@ -435,16 +474,22 @@ def fork_into_cgroup(cgfd):
     os.fork (PyOS_BeforeFork, PyOS_AfterFork_Child/Parent). Raises OSError
     when the kernel (or a seccomp filter) refuses: then nothing was forked."""
     if not _fork_api:
-        _fork_api.extend((_PyApiFunc(("PyOS_BeforeFork", _Libc)),
-                          _PyApiFunc(("PyOS_AfterFork_Child", _Libc)),
-                          _PyApiFunc(("PyOS_AfterFork_Parent", _Libc)),
-                          _PyApiLongFunc(("syscall", _Libc))))
+        # C-API functions, called with the GIL held; and syscall(2) with the GIL
+        # held: the child returns holding it, as after fork()
+        api = type("_PyApiFunc", (_ctypes.CFuncPtr,), {
+            "_flags_": _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI,
+            "_restype_": None})
+        call = type("_PyApiLongFunc", (_ctypes.CFuncPtr,), {
+            "_flags_": _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI
+            | _ctypes.FUNCFLAG_USE_ERRNO, "_restype_": c_long})
+        _fork_api.extend((api(("PyOS_BeforeFork", _Libc)), api(("PyOS_AfterFork_Child", _Libc)),
+                          api(("PyOS_AfterFork_Parent", _Libc)), call(("syscall", _Libc))))
     before, after_child, after_parent, syscall = _fork_api
     # struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal (SIGCHLD),
     # stack, stack_size, tls, set_tid, set_tid_size, cgroup
     args = char_array(_u64s(CLONE_INTO_CGROUP, 0, 0, 0, 17, 0, 0, 0, 0, 0, cgfd))
     before()
-    pid = syscall(c_long(_NR["clone3"]), args, c_long(len(args)))
+    pid = syscall(c_long(_NR["clone3"]), args, c_long(sizeof(args)))
     if pid == 0:
         after_child()
         return 0

@@ -137,8 +137,6 @@ CASES = {
         {"type": "pid"}, {"type": "mount"}, {"type": "uts"},
         {"type": "network", "path": "/proc/nonexistent/ns/net"}]),
         "linux.namespaces[3].path: /proc/nonexistent/ns/net:"),
-    "capability-unknown": (put("process.capabilities.effective", ["CAP_KILL", "CAP_BOGUS"]),
-                           'process.capabilities.effective[1]: unknown capability "CAP_BOGUS"'),
     "rlimit-unknown": (put("process.rlimits", [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
                        'process.rlimits[0].type: unknown rlimit "RLIMIT_BOGUS"'),
     "rlimit-twice": (put("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 9, "hard": 9},
@@ -169,6 +167,58 @@ CASES = {
     "cwd-is-a-file": (put("process.cwd", "/etc/passwd"),
                       "process.cwd: mkdir /etc/passwd: not a directory"),
     "terminal-without-console-socket": (put("process.terminal", True), "console socket"),
+    # runtime-spec 1.2: linux.personality, process.ioPriority, scheduler, execCPUAffinity
+    "personality-domain-unknown": (put("linux.personality", {"domain": "LINUX64"}),
+                                   'linux.personality.domain: unknown domain "LINUX64"'),
+    "personality-domain-missing": (put("linux.personality", {"flags": []}),
+                                   "linux.personality.domain: missing"),
+    "personality-string": (put("linux.personality", "LINUX"),
+                           'linux.personality: expected object, got "LINUX"'),
+    "ioprio-class-unknown": (put("process.ioPriority", {"class": "IOPRIO_CLASS_FOO"}),
+                             'process.ioPriority.class: unknown class "IOPRIO_CLASS_FOO"'),
+    "ioprio-class-missing": (put("process.ioPriority", {"priority": 1}),
+                             "process.ioPriority.class: missing"),
+    "ioprio-priority-too-high": (put("process.ioPriority", {"class": "IOPRIO_CLASS_BE",
+                                                            "priority": 8}),
+                                 "process.ioPriority.priority: 8 is out of range"),
+    "scheduler-policy-unknown": (put("process.scheduler", {"policy": "SCHED_FOO"}),
+                                 'process.scheduler.policy: unknown policy "SCHED_FOO"'),
+    "scheduler-policy-missing": (put("process.scheduler", {"nice": 1}),
+                                 "process.scheduler.policy: missing"),
+    "scheduler-policy-iso": (put("process.scheduler", {"policy": "SCHED_ISO"}),
+                             "process.scheduler.policy: SCHED_ISO is not implemented by Linux"),
+    "scheduler-nice-out-of-range": (put("process.scheduler", {"policy": "SCHED_BATCH",
+                                                              "nice": 20}),
+                                    "process.scheduler.nice: 20 is out of range (-20 to 19)"),
+    "scheduler-priority-not-rt": (put("process.scheduler", {"policy": "SCHED_OTHER",
+                                                            "priority": 5}),
+                                  "process.scheduler.priority: can only be set for SCHED_FIFO"),
+    "scheduler-rt-without-priority": (put("process.scheduler", {"policy": "SCHED_FIFO"}),
+                                      "process.scheduler.priority: 0 is out of range for "
+                                      "SCHED_FIFO (1 to 99)"),
+    "scheduler-runtime-not-deadline": (put("process.scheduler", {"policy": "SCHED_RR",
+                                                                 "priority": 1,
+                                                                 "runtime": 100000}),
+                                       "process.scheduler.runtime: can only be set for "
+                                       "SCHED_DEADLINE"),
+    "scheduler-deadline-below-runtime": (put("process.scheduler", {
+        "policy": "SCHED_DEADLINE", "runtime": 2000000, "deadline": 1000000}),
+        "process.scheduler.deadline: 1000000 is less than runtime 2000000"),
+    "scheduler-flag-unknown": (put("process.scheduler", {"policy": "SCHED_OTHER",
+                                                         "flags": ["SCHED_FLAG_FOO"]}),
+                               'process.scheduler.flags[0]: unknown flag "SCHED_FLAG_FOO"'),
+    # valid as far as the config goes, refused by the kernel in the init (a period above
+    # /proc/sys/kernel/sched_deadline_period_max_us): the init's error names the field
+    "scheduler-refused-by-the-kernel": (put("process.scheduler", {
+        "policy": "SCHED_DEADLINE", "runtime": 1000000, "deadline": 5000000,
+        "period": 100 * 10**9}), "process.scheduler: sched_setattr SCHED_DEADLINE: "
+                                 "invalid argument"),
+    "cpu-affinity-bad-list": (put("process.execCPUAffinity", {"initial": "0-"}),
+                              'process.execCPUAffinity.initial: invalid CPU list "0-"'),
+    "cpu-affinity-reversed-range": (put("process.execCPUAffinity", {"final": "0,3-1"}),
+                                    'process.execCPUAffinity.final: invalid range "3-1"'),
+    "cpu-affinity-not-a-string": (put("process.execCPUAffinity", {"final": 1}),
+                                  "process.execCPUAffinity.final: expected string, got 1"),
 }
 
 
@@ -210,7 +260,7 @@ def test_bad_ids(conch, make_bundle, tmp_path, cmd, bad):
     b = make_bundle(["true"])
     msg = one_error(detached(conch, tmp_path, cmd, "-b", b.path, bad))
     assert msg == (f"conch {cmd} failed: container id cannot be empty" if not bad else
-                   f"conch {cmd} failed: invalid container id format: {bad}"), msg
+                   f"conch {cmd} failed: invalid container ID format"), msg
     nothing_left(conch)
     assert not os.path.exists(os.path.join(os.path.dirname(conch.root), "x"))
 
@@ -226,7 +276,7 @@ def test_id_longer_than_a_file_name(conch, make_bundle, tmp_path, cmd):
 @pytest.mark.parametrize("cmd", ["state", "start", "kill", "delete"])
 def test_bad_id_for_other_commands(conch, cmd):
     msg = one_error(conch(cmd, "../x"))
-    assert msg == "invalid container id format: ../x"
+    assert msg == "invalid container ID format"
 
 
 @pytest.mark.parametrize("cmd", ["create", "run"])
@@ -237,7 +287,7 @@ def test_create_of_an_existing_id_leaves_it_running(conch, make_bundle, cid, tmp
     before = conch.state(c)
     other = make_bundle(["true"])
     msg = one_error(detached(conch, tmp_path, cmd, "-b", other.path, c))
-    assert msg.startswith(f"conch {cmd} failed: ") and c in msg and "exists" in msg, msg
+    assert msg == f"conch {cmd} failed: container with given ID already exists", msg  # runc's
     assert conch.state(c) == before and running(conch, c)
     assert conch("list", "-q").stdout == c + "\n"
 
@@ -250,30 +300,80 @@ def test_kill_with_a_bad_signal_leaves_the_container_running(conch, make_bundle,
     assert detached(conch, tmp_path, "run", "-d", "-b", b.path, c).returncode == 0
     before = conch.state(c)
     msg = one_error(conch("kill", c, sig))
-    if sig and not sig.lstrip("-").isdigit():
+    if sig.lstrip("-").isdigit():  # as runc: a number is sent as it is; the kernel refuses it
+        assert msg == "unable to signal init: invalid argument", msg
+    else:
         assert msg == f'unknown signal "{sig}"', msg
     assert conch.state(c) == before and running(conch, c)
 
 
-def test_kill_with_too_many_arguments(conch, make_bundle, cid, tmp_path):
+def test_kill_with_too_many_arguments(conch, conch_bin, make_bundle, cid, tmp_path):
     b = make_bundle(["sleep", "1000"])
     c = cid()
     assert detached(conch, tmp_path, "run", "-d", "-b", b.path, c).returncode == 0
-    one_error(conch("kill", c, "KILL", "TERM"))
+    r = conch("kill", c, "KILL", "TERM")
+    assert usage_error(r) == f'{conch_bin}: "kill" requires a maximum of 2 argument(s)'
     assert running(conch, c)
+
+
+def usage_error(r, incorrect="Incorrect Usage."):
+    """A command line runc refuses: status 1, "Incorrect Usage" and the command's help
+    on stdout, one logrus error line on stderr; returns its message."""
+    out = r.stdout
+    r.stdout = ""
+    msg = one_error(r)
+    assert out.startswith(incorrect + "\n\nNAME:\n   conch "), out
+    return msg
 
 
 @pytest.mark.parametrize("argv,expect", [
     (["create"], '"create" requires exactly 1 argument(s)'),
     (["run", "a", "b"], '"run" requires exactly 1 argument(s)'),
-    (["create", "--bogus", "x"], "flag provided but not defined: --bogus"),
-    (["create", "-b"], "flag needs an argument: -b"),
-    (["nosuchcommand"], "No help topic for 'nosuchcommand'"),
+    (["state"], '"state" requires exactly 1 argument(s)'),
+    (["delete", "a", "b"], '"delete" requires exactly 1 argument(s)'),
+    (["kill"], '"kill" requires a minimum of 1 argument(s)'),
+    (["exec"], '"exec" requires a minimum of 1 argument(s)'),
+    (["ps"], '"ps" requires a minimum of 1 argument(s)'),
+    (["list", "x"], '"list" requires exactly 0 argument(s)'),
+    (["spec", "x"], '"spec" requires exactly 0 argument(s)'),
+    (["features", "x"], '"features" requires exactly 0 argument(s)'),
 ])
-def test_usage_errors(conch, argv, expect):
-    msg = one_error(conch(*argv))
-    assert expect in msg, msg
+def test_wrong_argument_counts_are_runc_s(conch, conch_bin, argv, expect):
+    # runc names itself as it was called (os.Args[0]); so does conch (its launcher's path)
+    assert usage_error(conch(*argv)) == f"{conch_bin}: {expect}"
     nothing_left(conch)
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["create", "--bogus", "x"], "flag provided but not defined: -bogus"),
+    (["create", "-b"], "flag needs an argument: -b"),
+    (["list", "--quiet=maybe"], 'invalid boolean value "maybe" for -quiet: parse error'),
+    (["list", "-q=yes"], 'invalid boolean value "yes" for -q: parse error'),
+    (["exec", "--tty=tRuE", "x", "true"], 'invalid boolean value "tRuE" for -tty: parse error'),
+    (["exec", "--preserve-fds", "x", "c", "true"],
+     'invalid value "x" for flag -preserve-fds: parse error'),
+    (["events", "--interval", "5", "x"], 'invalid value "5" for flag -interval: parse error'),
+])
+def test_flag_errors_are_runc_s(conch, argv, expect):
+    r = conch(*argv)
+    assert usage_error(r, incorrect=f"Incorrect Usage: {expect}") == expect
+    nothing_left(conch)
+
+
+def test_unknown_command_and_unknown_global_flag(conch):
+    r = conch("nosuchcommand")
+    assert (r.returncode, r.stdout) == (3, "")  # urfave/cli's status for it, as runc
+    assert re.search(r"level=error msg=\"No help topic for 'nosuchcommand'\\n\"\n$", r.stderr)
+    r = conch("--bogus", "list")
+    assert r.returncode == 1
+    assert r.stdout.startswith("Incorrect Usage. flag provided but not defined: -bogus\n\nNAME:")
+    assert 'level=error msg="flag provided but not defined: -bogus"' in r.stderr
+
+
+def test_usage_error_of_exec_is_status_1_not_255(conch):
+    # runc: 255 is for an exec that failed, 1 for a command line it refused
+    assert conch("exec").returncode == 1
+    assert conch("exec", "--bogus", "x", "true").returncode == 1
 
 
 # --- logging ----------------------------------------------------------------------------------
@@ -317,3 +417,34 @@ def test_text_log_file(conch, cid, tmp_path):
 def test_bad_log_format(conch, cid):
     msg = one_error(conch("--log-format", "yaml", "state", cid()))
     assert "yaml" in msg
+
+
+# --- what runc only warns about -----------------------------------------------------------
+
+CAP_WARNING = "ignoring unknown or unavailable capabilities: [CAP_BOGUS NET_RAW cap_kill]"
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_unknown_capabilities_are_ignored_with_runc_s_warning(conch, make_bundle, cid,
+                                                              tmp_path, cmd):
+    # runc 1.1: names are matched exactly ("CAP_" and upper case); an unknown one is not an
+    # error but a warning when the capabilities are applied, the rest applied
+    b = make_bundle(["sh", "-c", "grep CapBnd /proc/self/status"])
+    b.process["capabilities"]["bounding"] = ["CAP_KILL", "cap_kill", "CAP_BOGUS", "NET_RAW"]
+    b.save()
+    c = cid()
+    r = conch(cmd, "-b", b.path, c) if cmd == "run" else detached(conch, tmp_path, cmd, "-b",
+                                                                  b.path, c)
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r'time="[^"]+" level=warning msg="' + re.escape(CAP_WARNING) + '"\n',
+                        r.stderr), r.stderr
+    if cmd == "run":
+        assert r.stdout == f"CapBnd:\t{1 << 5:016x}\n"  # CAP_KILL only
+    else:
+        conch("delete", "--force", c, check=True)
+    # with --log the warning goes to the file only, as runc's logrus output
+    log = tmp_path / "warn.json"
+    r = conch("--log", log, "--log-format", "json", "run", "-b", b.path, cid())
+    assert (r.returncode, r.stderr) == (0, "")
+    (entry,) = [json.loads(ln) for ln in log.read_text().splitlines()]
+    assert (entry["level"], entry["msg"]) == ("warning", CAP_WARNING)

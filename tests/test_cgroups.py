@@ -176,7 +176,9 @@ def test_a_memory_hog_is_oom_killed_and_events_says_oom(conch, make_bundle, cid,
         wait_for(lambda: kills() >= 1, what="the OOM kill")
         assert int(cat(mem, "memory.failcnt")) > 0
         assert cat(mem, "memory.max_usage_in_bytes") == str(16 * MB)
-        r = conch("exec", c, "cat", "/dev/shm/rc", check=True)
+        # the kill is counted before the shell has written the status: wait for it
+        r = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(
+            conch("exec", c, "cat", "/dev/shm/rc")), what="the hog's status")
         assert r.stdout.strip() == "hog=137"  # the pipeline's tail died of SIGKILL
         conch("kill", c, "KILL", check=True)
         assert ev.wait(10) == 0  # events ends with the container
@@ -353,17 +355,41 @@ def test_ps_lists_exec_processes(conch, make_bundle, cid):
     assert custom[:2] == ["PID", "COMMAND"] and str(other) in custom
 
 
-def test_kill_all_reaches_every_process(conch, make_bundle, cid):
+@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+def test_kill_all_reaches_every_process(conch, make_bundle, cid, sig):
+    # TERM: the cgroup frozen, each process signalled, thawed; KILL: cgroup.kill of the
+    # container's cgroup2 directory (this hybrid host's unified one), as runc 1.2
     b = make_bundle(["sh", "-c", "sleep 100 & sleep 100 & sleep 100"])
     b.linux["namespaces"] = [ns for ns in b.linux["namespaces"] if ns["type"] != "pid"]
     b.save()  # no pid namespace: the init's death would not take the others along
     c = cid()
     start(conch, b, c)
     pids = wait_for(lambda: (lambda p: p if len(p) == 3 else None)(ps_json(conch, c)))
-    conch("kill", "--all", c, "TERM", check=True)
+    conch("kill", "--all", c, sig, check=True)
     wait_for(lambda: not ps_json(conch, c), what="every process gone")
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}/status") or proc_state(pid).startswith("Z")
+    assert cat(dirs_of(c)["freezer"], "freezer.state") == "THAWED"
+    # runc 1.1: --all on a stopped container is not an error (engines send it before delete)
+    assert conch("kill", "--all", c, "KILL").returncode == 0
+    assert conch("kill", c, "KILL").returncode == 1  # the init alone: "container not running"
+
+
+def test_kill_all_of_a_paused_container(conch, make_bundle, cid):
+    b = make_bundle(["sh", "-c", "sleep 100 & sleep 100"])
+    b.linux["namespaces"] = [ns for ns in b.linux["namespaces"] if ns["type"] != "pid"]
+    b.save()
+    c = cid()
+    start(conch, b, c)
+    wait_for(lambda: len(ps_json(conch, c)) == 2)
+    conch("pause", c, check=True)
+    # a signal other than KILL leaves it paused (runc would thaw it): delivered on resume
+    conch("kill", "--all", c, "STOP", check=True)
+    assert conch.state(c)["status"] == "paused"
+    # KILL: through cgroup.kill, and the v1 freezer thawed so that they can die
+    conch("kill", "--all", c, "KILL", check=True)
+    wait_for(lambda: not ps_json(conch, c), what="every process gone")
+    assert conch.state(c)["status"] == "stopped"
 
 
 def test_delete_removes_every_cgroup_and_sub_cgroups(conch, make_bundle, cid):
@@ -554,6 +580,64 @@ def test_v2_procs_freeze_thaw_and_kill(unified_cgroup):
     assert m.kill()  # cgroup.kill
     assert [p.wait(5) for p in procs] == [-9, -9]
     wait_for(lambda: m.procs() == [])
+
+
+class _State:
+    """What container.signal_all reads of a container's state."""
+
+    def __init__(self, mgr, status="running"):
+        self.data = {"cgroup": mgr.to_state()}
+        self.pid = 0
+        self._status = status
+
+    def alive(self):
+        return False
+
+    def status(self):
+        return self._status
+
+
+def test_v2_kill_all_uses_cgroup_kill(unified_cgroup, monkeypatch):
+    from conch import container
+    m, procs = unified_cgroup
+    sub = os.path.join(m.path, "sub")
+    os.mkdir(sub)
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen(["sleep", "100"]))
+        m.join(procs[0].pid, [m.path])
+        m.join(procs[1].pid, [sub])  # a sub-cgroup of the container's: reached too
+
+        def no_kill(pid, sig):
+            raise AssertionError("signalled one by one: cgroup.kill was not used")
+        monkeypatch.setattr(container.os, "kill", no_kill)
+        container.signal_all(_State(m), 9)
+        assert [p.wait(5) for p in procs] == [-9, -9]
+        wait_for(lambda: m.procs() == [])
+    finally:
+        os.rmdir(sub)
+
+
+def test_v2_kill_all_other_signals_freeze_signal_thaw(unified_cgroup, monkeypatch):
+    from conch import container
+    m, procs = unified_cgroup
+    for _ in range(2):
+        procs.append(subprocess.Popen(["sleep", "100"]))
+    for p in procs:
+        m.join(p.pid, [m.path])
+    seen = []
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        # the cgroup is to be frozen while each process is signalled (cgroup.events can
+        # say "frozen 0" meanwhile: a frozen task leaves the freezer to die of a signal)
+        seen.append((pid, sig, cat(m.path, "cgroup.freeze")))
+        real_kill(pid, sig)
+    monkeypatch.setattr(container.os, "kill", kill)
+    container.signal_all(_State(m), 15)
+    assert sorted(seen) == sorted((p.pid, 15, "1") for p in procs)
+    assert cat(m.path, "cgroup.freeze") == "0" and "frozen 0" in cat(m.path, "cgroup.events")
+    assert [p.wait(5) for p in procs] == [-15, -15]
 
 
 def test_v2_device_program_on_the_cgroup(unified_cgroup):

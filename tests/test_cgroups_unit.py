@@ -611,3 +611,94 @@ def test_dbus_calls_and_signals_on_a_real_bus(dbus_daemon):
     finally:
         a.close()
         b.close()
+
+
+# --- kill --all: cgroup.kill, or the freeze/signal/thaw loop (fixture files) -----------------
+
+class KillState:
+    """What container.signal_all reads of a container's state."""
+
+    def __init__(self, mgr, status="running"):
+        self.data = {"cgroup": mgr.to_state()}
+        self.pid = 0
+        self._status = status
+
+    def alive(self):
+        return False
+
+    def status(self):
+        return self._status
+
+
+def kill_fixture(tmp_path, kill_file=True, v1=True):
+    """A hybrid host's container (v1 freezer and pids, a cgroup2 dir) or a v2 one, with
+    cgroup.procs listing pids 101 and 102."""
+    dirs = {}
+    names = (["freezer", "pids"] if v1 else []) + [""]
+    for name in names:
+        d = tmp_path / (name or "unified") / "ctr"
+        d.mkdir(parents=True)
+        (d / "cgroup.procs").write_text("101\n102\n")
+        dirs[name] = str(d)
+    if v1:
+        (tmp_path / "freezer" / "ctr" / "freezer.state").write_text("THAWED")
+    if kill_file:
+        (tmp_path / "unified" / "ctr" / "cgroup.kill").write_text("")
+    return V1Manager(dirs) if v1 else V2Manager(dirs)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    from conch import container
+    got = []
+    monkeypatch.setattr(container.os, "kill", lambda pid, sig: got.append((pid, sig)))
+    return got
+
+
+def test_kill_file_of_the_cgroup2_directory(tmp_path):
+    m = kill_fixture(tmp_path)
+    assert m.kill() is True
+    assert read(m.dirs[""], "cgroup.kill") == "1"
+    assert kill_fixture(tmp_path / "old", kill_file=False).kill() is False  # before 5.14
+    assert V1Manager({"pids": str(tmp_path)}).kill() is False  # no cgroup2 directory
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["hybrid", "v2"])
+def test_sigkill_to_all_goes_through_cgroup_kill(tmp_path, sent, v1):
+    from conch.container import signal_all
+    m = kill_fixture(tmp_path, v1=v1)
+    signal_all(KillState(m), 9)
+    assert read(m.dirs[""], "cgroup.kill") == "1" and sent == []
+    if v1:
+        assert read(m.dirs["freezer"], "freezer.state") == "THAWED"
+
+
+def test_sigkill_without_cgroup_kill_signals_each_process(tmp_path, sent):
+    from conch.container import signal_all
+    m = kill_fixture(tmp_path, kill_file=False)
+    signal_all(KillState(m), 9)
+    assert sent == [(101, 9), (102, 9)]
+    assert not os.path.exists(os.path.join(m.dirs[""], "cgroup.kill"))
+    assert read(m.dirs["freezer"], "freezer.state") == "THAWED"
+
+
+def test_other_signals_freeze_signal_each_and_thaw(tmp_path, monkeypatch):
+    from conch import container
+    m = kill_fixture(tmp_path)
+    seen = []
+    monkeypatch.setattr(container.os, "kill", lambda pid, sig: seen.append(
+        (pid, sig, read(m.dirs["freezer"], "freezer.state"))))
+    container.signal_all(KillState(m), 15)
+    assert seen == [(101, 15, "FROZEN"), (102, 15, "FROZEN")]  # frozen meanwhile
+    assert read(m.dirs["freezer"], "freezer.state") == "THAWED"
+    assert read(m.dirs[""], "cgroup.kill") == ""  # only for SIGKILL
+
+
+def test_other_signals_leave_a_paused_container_paused(tmp_path, sent):
+    from conch.container import signal_all
+    m = kill_fixture(tmp_path)
+    with open(os.path.join(m.dirs["freezer"], "freezer.state"), "w") as f:
+        f.write("FROZEN")
+    signal_all(KillState(m, "paused"), 15)
+    assert sent == [(101, 15), (102, 15)]
+    assert read(m.dirs["freezer"], "freezer.state") == "FROZEN"

@@ -3,7 +3,9 @@
 
 import collections
 import os
+import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -199,6 +201,135 @@ def test_oom_score_adj(conch, make_bundle, cid):
     b = make_bundle()
     b.process["oomScoreAdj"] = 321
     assert run_args(conch, b, cid, ["cat", "/proc/self/oom_score_adj"]).strip() == "321"
+
+
+# --- scheduling: linux.personality, process.ioPriority, scheduler, execCPUAffinity ------
+
+RT_GROUP_SCHED = os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us")
+
+
+def stat_of(text):
+    """(nice, rt_priority, policy): fields 19, 40 and 41 of a /proc/PID/stat line."""
+    f = text[text.rindex(")") + 2:].split()
+    return int(f[19 - 3]), int(f[40 - 3]), int(f[41 - 3])
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="uname -m under LINUX32 is i686 here")
+@pytest.mark.parametrize("domain, persona, machine", [("LINUX32", "00000008", "i686"),
+                                                      ("LINUX", "00000000", "x86_64")])
+def test_personality(conch, make_bundle, cid, domain, persona, machine):
+    b = make_bundle()
+    b.linux["personality"] = {"domain": domain}
+    assert inside(conch, b, cid, "cat /proc/self/personality; uname -m").split() == \
+        [persona, machine]
+
+
+@pytest.mark.parametrize("domain, persona", [(None, "00040000"), ("LINUX", "00000000")])
+def test_personality_replaces_what_conch_inherited(conch, make_bundle, cid, domain, persona):
+    # conch run under `setarch -R` (ADDR_NO_RANDOMIZE): without linux.personality the
+    # container inherits it; LINUX sets the whole persona, flags included
+    if not shutil.which("setarch"):
+        pytest.skip("no setarch")
+    b = make_bundle(["cat", "/proc/self/personality"])
+    if domain:
+        b.linux["personality"] = {"domain": domain}
+    b.save()
+    c = cid()
+    conch.ids.add(c)
+    r = subprocess.run(["setarch", os.uname().machine, "-R"] + conch.cmd("run", "-b", b.path, c),
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stdout.strip()) == (0, persona), r.stderr
+
+
+def test_personality_flags_are_ignored_with_a_warning(conch, make_bundle, cid):
+    # as runc: the spec defines no flag, so they are ignored, with a warning
+    b = make_bundle(["cat", "/proc/self/personality"])
+    b.linux["personality"] = {"domain": "LINUX", "flags": ["SOMETHING"]}
+    b.save()
+    r = conch("run", "-b", b.path, cid())
+    assert (r.returncode, r.stdout) == (0, "00000000\n"), r.stderr
+    assert 'linux.personality.flags \\"SOMETHING\\" ignored' in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cls, prio, seen", [("IOPRIO_CLASS_RT", 3, "realtime: prio 3"),
+                                             ("IOPRIO_CLASS_BE", 7, "best-effort: prio 7"),
+                                             ("IOPRIO_CLASS_IDLE", None, "idle")])
+def test_io_priority(conch, make_bundle, cid, cls, prio, seen):
+    b = make_bundle()
+    b.process["ioPriority"] = {"class": cls} if prio is None else {"class": cls, "priority": prio}
+    # the shell's own, and what a child of it inherits
+    out = inside(conch, b, cid, "ionice -p $$; ionice -p $$").splitlines()
+    assert out == [seen, seen]
+
+
+@pytest.mark.parametrize("sched, user, expect", [
+    ({"policy": "SCHED_BATCH", "nice": 7}, None, (7, 0, 3)),
+    ({"policy": "SCHED_IDLE"}, None, (0, 0, 5)),
+    ({"policy": "SCHED_OTHER", "nice": -5}, None, (-5, 0, 0)),
+    # a lower nice needs CAP_SYS_NICE: set before the user and its capabilities change
+    ({"policy": "SCHED_OTHER", "nice": -5}, {"uid": 1000, "gid": 1000}, (-5, 0, 0)),
+    ({"policy": "SCHED_RR", "priority": 5}, None, (0, 5, 2)),
+    ({"policy": "SCHED_FIFO", "priority": 42}, {"uid": 1000, "gid": 1000}, (0, 42, 1)),
+], ids=["batch", "idle", "other-nice", "other-nice-as-user", "rr", "fifo-as-user"])
+def test_scheduler(conch, make_bundle, cid, sched, user, expect):
+    b = make_bundle()
+    b.process["scheduler"] = sched
+    if user:
+        b.process["user"] = user
+    if sched["policy"] in ("SCHED_RR", "SCHED_FIFO") and RT_GROUP_SCHED:
+        # a cgroup v1 cpu controller with real-time group scheduling gives a new cgroup
+        # no real-time time: without some, the kernel refuses the policy
+        b.linux["resources"]["cpu"] = {"realtimeRuntime": 10000, "realtimePeriod": 1000000}
+    assert stat_of(run_args(conch, b, cid, ["cat", "/proc/self/stat"])) == expect
+
+
+def test_scheduler_deadline(conch, make_bundle, cid):
+    b = make_bundle(["cat", "/proc/self/stat"])
+    b.process["scheduler"] = {"policy": "SCHED_DEADLINE", "runtime": 1000000,
+                              "deadline": 5000000, "period": 10000000}
+    b.save()
+    r = conch("run", "-b", b.path, cid())
+    if r.returncode != 0:  # a host (or sandbox) that refuses SCHED_DEADLINE: the field is named
+        assert "process.scheduler: sched_setattr SCHED_DEADLINE: " in r.stderr, r.stderr
+        pytest.skip("this host refuses SCHED_DEADLINE")
+    assert stat_of(r.stdout) == (0, 0, 6)
+
+
+def test_scheduler_reset_on_fork(conch, make_bundle, cid):
+    b = make_bundle()
+    b.process["scheduler"] = {"policy": "SCHED_OTHER", "nice": -5,
+                              "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+    # (the `; true`: a last command the shell would exec itself, not fork)
+    shell, child = inside(conch, b, cid, "cat /proc/$$/stat; cat /proc/self/stat; true"
+                          ).splitlines()
+    assert stat_of(shell) == (-5, 0, 0)
+    assert stat_of(child) == (0, 0, 0)  # sched(7): a negative nice is not inherited
+
+
+@pytest.mark.skipif(not RT_GROUP_SCHED, reason="no cgroup v1 real-time group scheduling here")
+def test_scheduler_the_kernel_refuses_names_the_field(conch, make_bundle, cid):
+    # no linux.resources.cpu.realtimeRuntime: the container's cgroup has no real-time time
+    b = make_bundle()
+    b.process["scheduler"] = {"policy": "SCHED_FIFO", "priority": 10}
+    b.save()
+    r = conch("run", "-b", b.path, cid())
+    assert r.returncode == 1
+    assert ("process.scheduler: sched_setattr SCHED_FIFO: operation not permitted"
+            in r.stderr), r.stderr
+    assert "realtimeRuntime" in r.stderr
+
+
+def test_exec_cpu_affinity_is_not_the_init_s(conch, make_bundle, cid):
+    # runtime-spec: execCPUAffinity "is not applicable to the container's init process"
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        pytest.skip("needs two CPUs")
+    b = make_bundle()
+    b.process["execCPUAffinity"] = {"initial": str(mine[0]), "final": str(mine[1])}
+    out = inside(conch, b, cid, "grep Cpus_allowed_list /proc/self/status")
+    with open("/proc/self/status") as f:
+        expect = [ln for ln in f.read().splitlines() if ln.startswith("Cpus_allowed_list")]
+    assert out.splitlines() == expect
 
 
 # --- namespaces, hostname, network ------------------------------------------------------

@@ -559,3 +559,147 @@ def test_error_lines_with_a_json_log(runc, conch, cid, tmp_path):
         (entry,) = [json.loads(ln) for ln in log.read_text().splitlines()]
         assert sorted(entry) == ["level", "msg", "time"]
         assert (entry["level"], entry["msg"]) == ("error", "container does not exist")
+
+
+def test_error_messages_engines_match(runc, conch, make_bundle, cid, tmp_path):
+    """The texts engines match on (engine-contract.md), for the common mistakes."""
+    b = make_bundle(["sleep", "1000"])
+    msgs = {}
+    for rt in (runc, conch):
+        c, ghost = cid(), cid()
+        got = msgs[rt.name] = []
+
+        def fail(*args, rt=rt, c=c, ghost=ghost, got=got):
+            r = rt(*args)
+            got.append((" ".join(args).replace(c, "<id>").replace(ghost, "<ghost>"),
+                        r.returncode, normal(message(r.stderr), rt, [c, ghost])))
+
+        for args in (("state", ghost), ("start", ghost), ("kill", ghost, "KILL"),
+                     ("delete", ghost), ("pause", ghost), ("resume", ghost), ("ps", ghost),
+                     ("exec", ghost, "true"), ("state", "../x"), ("state", "")):
+            fail(*args)
+        assert detached(rt, tmp_path, "create", "-b", b.path, c).returncode == 0
+        r = detached(rt, tmp_path, "create", "-b", b.path, c)
+        got.append(("create <id> again", r.returncode, normal(message(r.stderr), rt, [c])))
+        assert rt("start", c).returncode == 0
+        fail("delete", c)
+        fail("resume", c)
+        for sig in ("FOO", "SIGRTMIN", "99", "-9"):
+            fail("kill", c, sig)
+        assert rt.state(c)["status"] == "running"
+        assert rt("kill", c, "KILL").returncode == 0
+        wait_status(rt, c, "stopped")
+        fail("pause", c)
+        fail("exec", c, "true")
+        assert rt("kill", "--all", c, "KILL").returncode == 0  # runc 1.1: not an error
+        assert rt("delete", c).returncode == 0
+    assert msgs["conch"] == msgs["runc"]
+    assert msgs["runc"][10:12] == [
+        ("create <id> again", 1, "<runtime> create failed: container with given ID already exists"),
+        ("delete <id>", 1, "cannot delete container <id> that is not stopped: running")]
+
+
+@pytest.mark.parametrize("argv", [
+    ["state"], ["state", "a", "b"], ["kill"], ["kill", "a", "9", "x"], ["delete"], ["exec"],
+    ["create"], ["run", "a", "b"], ["start"], ["ps"], ["pause"], ["list", "x"], ["spec", "x"],
+    ["kill", "--bogus", "a"], ["kill", "a", "--all=maybe"], ["list", "-f"], ["delete", "a", "--forc"],
+    ["nosuchcommand"], ["--bogus", "list"],
+], ids=lambda a: "_".join(a))
+def test_usage_errors_as_runc(runc, conch, argv, tmp_path):
+    """A command line runc refuses: its status, the first line it prints on stdout
+    ("Incorrect Usage", then the command's help) and its error, conch's name for runc's
+    (runc names itself by its argv[0], as conch does)."""
+    got = {}
+    for rt in (runc, conch):
+        r = rt(*argv, cwd=tmp_path)
+        msg = message(r.stderr).replace(rt.argv0[0], "<argv0>")
+        got[rt.name] = (r.returncode, r.stdout.split("\n", 1)[0], normal(msg, rt))
+    assert got["conch"] == got["runc"]
+
+
+def listing(rt, *args):
+    r = rt("list", *args, check=True)
+    return r.stdout
+
+
+def tabwriter_columns(text):
+    """The cells of a `list` table, checked to be laid out as Go's tabwriter lays out
+    runc's: each column as wide as its widest cell + 3, at least 12; the last one bare."""
+    lines = text.splitlines()
+    cells = [re.split(r" {3,}", ln) for ln in lines]
+    assert len({len(c) for c in cells}) == 1, text
+    widths = [max(max(len(c[k]) for c in cells) + 3, 12) for k in range(len(cells[0]) - 1)]
+    for ln, c in zip(lines, cells):
+        assert ln == "".join(x.ljust(w) for x, w in zip(c, widths)) + c[-1], text
+    return cells
+
+
+def test_list_outputs_as_runc(runc, conch, make_bundle, cid, tmp_path):
+    """`list` in every form as runc prints it, with 0, 1 and 2 containers (one created,
+    one running, then one stopped): byte for byte once ids, pids, times and the
+    ociVersion are put aside; tables laid out as Go's tabwriter does."""
+    b = make_bundle(["sleep", "1000"])
+    forms = (("--format", "json"), ("-f", "json"), ("--format=table",), (), ("-q",),
+             ("--quiet", "--format", "json"))
+    outs = {}
+    for rt in (runc, conch):
+        ids = [cid(), cid()]
+        seen = [[listing(rt, *f) for f in forms]]
+        for i, c in enumerate(ids):
+            assert detached(rt, tmp_path, "create", "-b", b.path, c).returncode == 0
+            if i:
+                assert rt("start", c).returncode == 0
+            seen.append([listing(rt, *f) for f in forms])
+        assert rt("kill", ids[1], "KILL").returncode == 0
+        wait_status(rt, ids[1], "stopped")
+        seen.append([listing(rt, *f) for f in forms])
+        for c in ids:
+            assert rt("delete", "--force", c).returncode == 0
+
+        def norm(text, form, ids=ids):
+            if form in ((), ("--format=table",)):
+                text = "\n".join(" | ".join(c) for c in tabwriter_columns(text))
+            for n, c in enumerate(ids):
+                text = text.replace(c, f"<id{n}>")
+            text = re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", text)
+            text = re.sub(r'"ociVersion":"[^"]*"', '"ociVersion":"<v>"', text)  # runc: its own
+            return re.sub(r'(?<=[ :])[1-9]\d*(?=[ ,])', "<pid>", text)
+
+        outs[rt.name] = [[norm(o, f) for o, f in zip(step, forms)] for step in seen]
+        if rt is runc:
+            assert seen[0][:2] == ["null\n"] * 2  # no container: a nil slice in JSON
+            assert seen[0][4:] == ["", ""]
+    assert outs["conch"] == outs["runc"]
+
+
+def test_stdio_is_given_to_the_user_as_runc(runc, conch, make_bundle, cid, tmp_path):
+    """runc's fixStdioPermissions: a container process of a user can reopen its stdio
+    (/proc/self/fd/N) when it is a pipe or a file the caller made; the uid only."""
+    b = make_bundle(["sh", "-c", "echo out >> /proc/self/fd/1; echo err >> /proc/self/fd/2; "
+                                 "stat -L -c %u:%g /proc/self/fd/1 >> /proc/self/fd/1"])
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.save()
+    got = {}
+    for rt in (runc, conch):
+        # run -d: stdout a pipe the test made, stderr a file
+        err = tmp_path / f"{rt.name}.err"
+        with open(err, "wb") as fe:
+            p = rt.popen("run", "-d", "-b", b.path, cid(), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=fe)
+            out = p.communicate(timeout=30)[0].decode()
+        st = os.stat(err)
+        got[rt.name] = [(p.returncode, out, err.read_text(), st.st_uid, st.st_gid)]
+        # create + start: stdout a file
+        out = tmp_path / f"{rt.name}.out"
+        with open(out, "wb") as fo:
+            c = cid()
+            p = rt.popen("create", "-b", b.path, c, stdin=subprocess.DEVNULL, stdout=fo,
+                         stderr=subprocess.DEVNULL)
+            assert p.wait(30) == 0
+        assert rt("start", c).returncode == 0
+        wait_status(rt, c, "stopped")
+        got[rt.name].append((out.read_text(), os.stat(out).st_uid))
+    assert got["conch"] == got["runc"]
+    (rc, out, err, uid, gid), (out2, uid2) = got["conch"]
+    assert (rc, out[:9], err, uid, gid) == (0, "out\n1000:", "err\n", 1000, 0)  # gid kept
+    assert (out2, uid2) == ("out\n1000:0\n", 1000)

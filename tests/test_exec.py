@@ -24,7 +24,7 @@ import termios
 import time
 
 import pytest
-from helpers import wait_for
+from helpers import state_record, wait_for
 
 STATUS = "grep -E '^(Cap|NoNewPrivs|Groups|Uid|Gid)' /proc/self/status"
 FDS = "cd /proc/$$/fd && echo *"  # the shell's own fds (the glob's dir fd is the last)
@@ -52,8 +52,7 @@ def sleeper(make_bundle, **process):
 
 
 def conch_state(conch, c):
-    with open(os.path.join(conch.root, c, "state.json")) as f:
-        return json.load(f)
+    return state_record(conch.root, c)
 
 
 def cgroup_dir(conch, c, ctrl):
@@ -419,6 +418,129 @@ def test_no_new_privs_flag(conch, make_bundle, cid):
     assert "NoNewPrivs:\t1" in conch("exec", "--no-new-privs", c, "sh", "-c", STATUS).stdout
 
 
+@pytest.mark.runc
+def test_no_new_privs_false_overrides_the_config_as_runc(conch, runc, make_bundle, cid):
+    # runc applies --no-new-privs only when it is given, and then with its value
+    b = sleeper(make_bundle, noNewPrivileges=True)
+    got = {}
+    for rt in (runc, conch):
+        c = cid()
+        started(rt, b, c)
+        got[rt.name] = []
+        for flags in ([], ["--no-new-privs=false"], ["--no-new-privs=0"], ["--no-new-privs=F"],
+                      ["--no-new-privs"], ["--no-new-privs=true"]):
+            r = rt("exec", *flags, c, "grep", "NoNewPrivs", "/proc/self/status")
+            assert r.returncode == 0, (rt.name, flags, r.stderr)
+            got[rt.name].append(r.stdout.split()[-1])
+    assert got["conch"] == got["runc"] == ["1", "0", "0", "0", "1", "1"]
+
+
+def test_boolean_flags_take_a_value_as_urfave(conch, make_bundle, cid):
+    c = cid()
+    started(conch, sleeper(make_bundle), c)
+    r = conch("exec", "--tty=false", "-t=0", "--detach=false", "-d=f", "--no-subreaper=false",
+              "--ignore-paused=FALSE", c, "sh", "-c", "tty; echo done")
+    assert (r.returncode, r.stdout) == (0, "not a tty\ndone\n"), r.stderr
+    r = conch("exec", "--detach=true", c, "sh", "-c", "sleep 0.2")
+    assert (r.returncode, r.stdout) == (0, "")  # returned at once: detached
+
+
+@pytest.mark.runc
+def test_cap_flag_names_as_runc(conch, runc, make_bundle, cid):
+    # runc takes the name as given: CAP_NET_RAW; NET_RAW, cap_net_raw are unknown to it,
+    # warned about and ignored
+    b = sleeper(make_bundle)
+    got = {}
+    for rt in (runc, conch):
+        c = cid()
+        started(rt, b, c)
+        got[rt.name] = []
+        for name in ("CAP_NET_RAW", "NET_RAW", "cap_net_raw"):
+            r = rt("exec", "--cap", name, c, "grep", "CapEff", "/proc/self/status")
+            assert r.returncode == 0, (rt.name, name, r.stderr)
+            warning = message(r.stderr) if r.stderr else ""
+            assert not r.stderr or "level=warning" in r.stderr, r.stderr
+            got[rt.name].append((int(r.stdout.split()[-1], 16) >> CAP_NET_RAW & 1, warning))
+    assert got["conch"] == got["runc"] == [
+        (1, ""), (0, "ignoring unknown or unavailable capabilities: [NET_RAW]"),
+        (0, "ignoring unknown or unavailable capabilities: [cap_net_raw]")]
+
+
+# reopened for appending only: a file's own fd would write over them from offset 0
+REOPEN = ("echo out >> /proc/self/fd/1; echo err >> /proc/self/fd/2; "
+          "stat -L -c %u /proc/self/fd/1 >> /proc/self/fd/1")
+
+
+@pytest.mark.runc
+def test_stdio_is_given_to_the_user_as_runc(conch, runc, make_bundle, cid, tmp_path):
+    # runc's fixStdioPermissions: a non-root process can reopen its stdio through
+    # /proc/self/fd (files and pipes the caller made; /dev/null is left alone)
+    b = sleeper(make_bundle)
+    for rt in (runc, conch):
+        c = cid()
+        started(rt, b, c)
+        # foreground, stdio on files of the test (runc passes pipes of its own)
+        r = rt("exec", "-u", "1000", c, "sh", "-c", REOPEN)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "out\n1000\n", "err\n"), rt.name
+        # detached, stdout a pipe the test made, stderr a file
+        err = tmp_path / f"{rt.name}.err"
+        with open(err, "wb") as fe:
+            p = rt.popen("exec", "-d", "-u", "1000", c, "sh", "-c", REOPEN,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=fe)
+        out = p.communicate(timeout=20)[0]
+        assert (p.returncode, out, err.read_text()) == (0, b"out\n1000\n", "err\n"), rt.name
+        st = os.stat(err)
+        assert (st.st_uid, st.st_gid) == (1000, 0), rt.name  # the uid only, as runc
+    assert os.stat("/dev/null").st_uid == 0
+
+
+def test_stdio_of_root_or_of_another_user_is_left_alone(conch, make_bundle, cid, tmp_path):
+    c = cid()
+    started(conch, sleeper(make_bundle), c)
+    # the process runs as root: nothing to give
+    path = tmp_path / "out"
+    with open(path, "wb") as f:
+        p = conch.popen("exec", "-d", c, "true", stdin=subprocess.DEVNULL, stdout=f)
+        assert p.wait(20) == 0
+    assert os.stat(path).st_uid == 0
+    # a file another user owns is not the caller's to give away (runc would)
+    os.chown(path, 2000, 2000)
+    with open(path, "wb") as f:
+        p = conch.popen("exec", "-d", "-u", "1000", c, "sh", "-c", "echo x > /proc/self/fd/1",
+                        stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.DEVNULL)
+        assert p.wait(20) == 0
+    wait_for(lambda: len(json.loads(conch("ps", "--format", "json", c).stdout)) == 1,
+             what="the exec'd process gone")
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, st.st_size) == (2000, 2000, 0)
+
+
+@pytest.mark.runc
+def test_a_terminal_is_given_to_the_user_as_runc(conch, runc, make_bundle, cid, tmp_path):
+    b = sleeper(make_bundle)
+    got = {}
+    for rt in (runc, conch):
+        c = cid()
+        started(rt, b, c)
+        path = tmp_path / f"{rt.name}.sock"
+        listener = listener_at(path)
+        master = None
+        try:
+            p = rt.popen("exec", "-t", "-d", "--console-socket", path, "-u", "1000", c,
+                         "sh", "-c", 'stat -c "owner=%u:%g" $(tty); read x',
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+            master = take_console(listener)
+            assert p.wait(10) == 0
+            got[rt.name] = re.search(rb"owner=\d+:\d+", read_until(master, rb"owner=\d+:\d+"))[0]
+            os.write(master, b"\n")
+        finally:
+            listener.close()
+            if master is not None:
+                os.close(master)
+    assert got["conch"] == got["runc"] == b"owner=1000:5"
+
+
 def test_cap_flag_adds_to_every_set_but_inheritable(conch, make_bundle, cid):
     b = sleeper(make_bundle)
     b.process["capabilities"]["inheritable"] = ["CAP_KILL"]
@@ -436,7 +558,12 @@ def test_cap_flag_adds_to_every_set_but_inheritable(conch, make_bundle, cid):
     assert after["CapInh"] == before["CapInh"] == 1 << CAP_KILL  # never inheritable
     # ambient asked for, but the kernel only raises what is also inheritable (as runc)
     assert after["CapAmb"] == 1 << CAP_KILL
-    assert "unknown capability" in one_error_line(conch("exec", "-c", "CAP_NOPE", c, "true"))
+    # as runc: an unknown name (CAP_NOPE; NET_RAW without its prefix) is a warning, no error
+    r = conch("exec", "-c", "CAP_NOPE", "-c", "NET_RAW", c, "sh", "-c", STATUS)
+    assert r.returncode == 0, r.stderr
+    assert caps_of(r.stdout) == before
+    assert r.stderr.endswith('level=warning msg="ignoring unknown or unavailable capabilities: '
+                             '[CAP_NOPE NET_RAW]"\n'), r.stderr
 
 
 def test_apparmor_and_process_label_the_host_cannot_apply_are_refused(conch, make_bundle, cid):
@@ -609,8 +736,22 @@ def test_process_json(conch, make_bundle, cid, tmp_path):
     ('{"args": [""], "cwd": "/"}', "args"),
     ('{"args": ["pwd"], "cwd": "/",', "JSON"),
     (None, "no such file"),
+    ('{"args": ["pwd"], "cwd": "/", "scheduler": {"policy": "SCHED_FOO"}}',
+     "process.scheduler.policy: unknown policy"),
+    ('{"args": ["pwd"], "cwd": "/", "scheduler": {"policy": "SCHED_DEADLINE", "runtime": 1000000,'
+     ' "deadline": 5000000, "period": 100000000000}}',
+     "process.scheduler: sched_setattr SCHED_DEADLINE: invalid argument"),
+    ('{"args": ["pwd"], "cwd": "/", "ioPriority": {"class": "RT"}}',
+     "process.ioPriority.class: unknown class"),
+    ('{"args": ["pwd"], "cwd": "/", "execCPUAffinity": {"initial": "0-x"}}',
+     "process.execCPUAffinity.initial: invalid CPU list"),
+    ('{"args": ["pwd"], "cwd": "/", "execCPUAffinity": {"initial": "4000"}}',
+     "process.execCPUAffinity.initial: sched_setaffinity 4000: invalid argument"),
+    ('{"args": ["pwd"], "cwd": "/", "execCPUAffinity": {"final": "4000"}}',
+     "process.execCPUAffinity.final: sched_setaffinity 4000: invalid argument"),
 ], ids=["relative-cwd", "empty-cwd", "no-cwd", "empty-args", "no-args", "empty-arg0",
-        "bad-json", "missing-file"])
+        "bad-json", "missing-file", "scheduler-policy", "scheduler-refused", "ioprio-class",
+        "affinity-syntax", "affinity-initial-offline", "affinity-final-offline"])
 def test_bad_process_json(conch, make_bundle, cid, tmp_path, text, what):
     c = cid()
     init = started(conch, sleeper(make_bundle), c)
@@ -681,7 +822,7 @@ def test_cgroup_flag_puts_the_process_in_a_sub_cgroup(conch, make_bundle, cid):
                         dst.write(value)
 
         def cgroups(*flags):
-            """{hierarchy as in state.json ("" for cgroup2): path} of the exec'd process."""
+            """{hierarchy as in the state record ("" for cgroup2): path} of the exec'd process."""
             r = conch("exec", *flags, c, "cat", "/proc/self/cgroup")
             assert r.returncode == 0, r.stderr
             got = {ctrl.replace("name=", ""): path for line in r.stdout.splitlines()
@@ -702,6 +843,123 @@ def test_cgroup_flag_puts_the_process_in_a_sub_cgroup(conch, make_bundle, cid):
         for sub in made:
             wait_for(lambda: not open(os.path.join(sub, "cgroup.procs")).read(), what="empty")
             os.rmdir(sub)
+
+
+# --- scheduling: process.ioPriority, scheduler, execCPUAffinity; linux.personality ------
+
+def stat_of(text):
+    """(nice, rt_priority, policy): fields 19, 40 and 41 of a /proc/PID/stat line."""
+    f = text[text.rindex(")") + 2:].split()
+    return int(f[19 - 3]), int(f[40 - 3]), int(f[41 - 3])
+
+
+def two_cpus():
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    return cpus[:2]
+
+
+def cpu_list(cpus):
+    """A set of CPUs as the kernel writes it in Cpus_allowed_list ("0-2,5")."""
+    out = []
+    for c in sorted(cpus):
+        if out and out[-1][1] == c - 1:
+            out[-1][1] = c
+        else:
+            out.append([c, c])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
+
+
+def exec_json(conch, c, tmp_path, **process):
+    p = {"args": ["sh", "-c", "cat /proc/self/stat; ionice -p $$; "
+                  "grep Cpus_allowed_list /proc/self/status"],
+         "cwd": "/", "env": ["PATH=/bin"], "terminal": False, **process}
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(p))
+    r = conch("exec", "-p", path, c)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_exec_gets_the_container_scheduling(conch, make_bundle, cid, tmp_path):
+    first, second = two_cpus()
+    b = sleeper(make_bundle, scheduler={"policy": "SCHED_BATCH", "nice": 3},
+                ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 6},
+                execCPUAffinity={"initial": str(first), "final": str(second)})
+    c = cid()
+    init = started(conch, b, c)
+    expect = [(3, 0, 3), "best-effort: prio 6", f"Cpus_allowed_list:\t{second}"]
+    # without -p: the container's process, as for every other setting
+    r = conch("exec", c, "sh", "-c", "cat /proc/self/stat; ionice -p $$; "
+              "grep Cpus_allowed_list /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert [stat_of(out[0])] + out[1:] == expect
+    # a process.json without them: the container's too (as runc)
+    out = exec_json(conch, c, tmp_path).splitlines()
+    assert [stat_of(out[0])] + out[1:] == expect
+    # with its own: those
+    out = exec_json(conch, c, tmp_path, scheduler={"policy": "SCHED_IDLE"},
+                    ioPriority={"class": "IOPRIO_CLASS_IDLE"},
+                    execCPUAffinity={"final": str(first)}).splitlines()
+    assert [stat_of(out[0])] + out[1:] == [(0, 0, 5), "idle", f"Cpus_allowed_list:\t{first}"]
+    # execCPUAffinity is never the init's (runtime-spec); the scheduler and I/O priority are
+    assert status_field(init, "Cpus_allowed_list") == status_field(os.getpid(),
+                                                                   "Cpus_allowed_list")
+    with open(f"/proc/{init}/stat") as f:
+        assert stat_of(f.read()) == (3, 0, 3)
+
+
+@pytest.mark.parametrize("aff, expect", [
+    ({"initial": "{1}"}, "{1}"),  # only initial: the process stays where it started
+    ({"initial": "{0},{1}", "final": "{0}"}, "{0}"),
+    ({"initial": "{0}", "final": "{0},{1}"}, "{0},{1}"),
+    ({"final": "{1}"}, "{1}"),
+    ({"initial": "", "final": ""}, None),  # empty: not set
+], ids=["initial", "initial-final", "final-wider", "final", "empty"])
+def test_exec_cpu_affinity(conch, make_bundle, cid, tmp_path, aff, expect):
+    cpus = two_cpus()
+    c = cid()
+    started(conch, sleeper(make_bundle), c)
+    aff = {k: v.format(*cpus) for k, v in aff.items()}
+    want = cpu_list(os.sched_getaffinity(0)) if expect is None else \
+        cpu_list(int(x) for x in expect.format(*cpus).split(","))
+    out = exec_json(conch, c, tmp_path, execCPUAffinity=aff).splitlines()
+    assert out[-1] == f"Cpus_allowed_list:\t{want}"
+
+
+def test_exec_io_priority_seen_from_the_host(conch, make_bundle, cid, tmp_path):
+    from conch import syscalls
+    c = cid()
+    init = started(conch, sleeper(make_bundle, ioPriority={"class": "IOPRIO_CLASS_RT",
+                                                           "priority": 2}), c)
+    assert syscalls.ioprio_get(init) == (1, 2)
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps({"args": ["sleep", "600"], "cwd": "/", "env": ["PATH=/bin"],
+                                "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 5}}))
+    pf = tmp_path / "exec.pid"
+    r = conch("exec", "-d", "--pid-file", pf, "-p", path, c)
+    assert r.returncode == 0, r.stderr
+    pid = int(pf.read_text())
+    try:
+        assert syscalls.ioprio_get(pid) == (2, 5)
+    finally:
+        kill_and_wait(pid)
+
+
+def test_exec_gets_the_container_personality(conch, make_bundle, cid, tmp_path):
+    b = sleeper(make_bundle)
+    b.linux["personality"] = {"domain": "LINUX32"}
+    c = cid()
+    started(conch, b.save(), c)
+    r = conch("exec", c, "cat", "/proc/self/personality")
+    assert (r.returncode, r.stdout) == (0, "00000008\n"), r.stderr
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps({"args": ["cat", "/proc/self/personality"], "cwd": "/",
+                                "env": ["PATH=/bin"]}))
+    r = conch("exec", "-p", path, c)
+    assert (r.returncode, r.stdout) == (0, "00000008\n"), r.stderr
 
 
 # --- terminal -----------------------------------------------------------------------

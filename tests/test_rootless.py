@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import REPO, SESSION, Runtime, _leftovers
-from helpers import wait_for
+from helpers import state_record, wait_for
 
 NAME = f"conchrl{SESSION}"
 SUB_START = 400000  # this user's subordinate ids: SUB_START .. SUB_START+65535
@@ -427,6 +427,60 @@ def test_several_ranges_through_newuidmap(rl, rbundle, cid):
     assert (st.st_uid, st.st_gid) == (SUB_START + 999, SUB_START + 999)
 
 
+REOPEN = ("echo out >> /proc/self/fd/1; echo err >> /proc/self/fd/2; "
+          "stat -L -c %u:%g /proc/self/fd/1 >> /proc/self/fd/1")
+
+
+def _caller_pipes(rt, *args):
+    """Run conch with stdout and stderr on pipes the (unprivileged) caller owns, as an
+    engine running rootless makes them; (status, stdout, stderr)."""
+    u = rt.user
+    fds = [os.pipe(), os.pipe()]
+    for _, w in fds:
+        os.fchown(w, u.uid, u.gid)  # a pipe's ends are one inode
+    try:
+        p = subprocess.Popen(rt.cmd(*args), stdin=subprocess.DEVNULL, stdout=fds[0][1],
+                             stderr=fds[1][1])
+        for _, w in fds:
+            os.close(w)
+        outs = []
+        for r, _ in fds:
+            with open(r, "rb", closefd=False) as f:
+                outs.append(f.read().decode())
+        return p.wait(30), outs[0], outs[1]
+    finally:
+        for r, w in fds:
+            for fd in (r, w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+def test_stdio_is_given_to_the_user_of_the_process(rl, rbundle, cid):
+    """runc's fixStdioPermissions, rootless: the caller's pipes (the container's root's,
+    in its user namespace) are given to the process's user, which can then reopen them
+    through /proc/self/fd; the group is kept."""
+    b = rbundle(["sh", "-c", REOPEN])
+    u = rl.user
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": u.uid, "size": 1},
+                              {"containerID": 1, "hostID": SUB_START, "size": SUB_COUNT}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": u.gid, "size": 1},
+                              {"containerID": 1, "hostID": SUB_START, "size": SUB_COUNT}]
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.save()
+    assert _caller_pipes(rl, "run", "-b", b.path, cid()) == (0, "out\n1000:0\n", "err\n")
+    # and an exec'd process of that user
+    b.process["args"] = ["sleep", "100"]
+    b.save()
+    c = cid()
+    r = rl("run", "-d", "-b", b.path, c)
+    assert r.returncode == 0, r.stderr
+    assert _caller_pipes(rl, "exec", "-u", "1000:1000", c, "sh", "-c", REOPEN) == \
+        (0, "out\n1000:0\n", "err\n")
+    assert rl("delete", "--force", c).returncode == 0
+
+
 @pytest.mark.parametrize("field", ["uidMappings", "gidMappings"])
 def test_a_range_not_granted_is_refused(rl, rbundle, cid, field):
     b = rbundle(["true"])
@@ -485,7 +539,7 @@ def test_cgroup_commands_say_why_they_cannot_work(rl, rbundle, cid):
     b = rbundle(["sleep", "1000"])
     c = cid()
     assert rl("run", "-d", "-b", b.path, c).returncode == 0
-    st = json.load(open(os.path.join(rl.root, c, "state.json")))
+    st = state_record(rl.root, c)
     assert st["cgroup"] is None
     for cmd in CGROUP_COMMANDS:
         r = rl(cmd, c)
@@ -547,8 +601,7 @@ def test_a_delegated_cgroup_v2_subtree_is_used(rl, rbundle, cid, delegated):
     assert r.returncode == 0, r.stderr
     assert "warning" not in r.stderr
     cg = os.path.join(delegated, c)
-    with open(os.path.join(rl.root, c, "state.json")) as f:
-        assert json.load(f)["cgroup"] == {"version": 2, "dirs": {"": cg}}
+    assert state_record(rl.root, c)["cgroup"] == {"version": 2, "dirs": {"": cg}}
     pid = rl.state(c)["pid"]
     with open(os.path.join(cg, "cgroup.procs")) as f:
         assert str(pid) in f.read().split()

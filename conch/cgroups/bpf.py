@@ -128,7 +128,7 @@ def load(prog, name=b"conch_dev"):
     def attempt(log):
         attr = (_u32(BPF_PROG_TYPE_CGROUP_DEVICE) + _u32(len(prog) // 8)
                 + _u64(sc.addressof(insns)) + _u64(sc.addressof(lic))
-                + _u32(1 if log is not None else 0) + _u32(len(log) if log is not None else 0)
+                + _u32(1 if log is not None else 0) + _u32(sc.sizeof(log) if log is not None else 0)
                 + _u64(sc.addressof(log) if log is not None else 0)
                 + _u32(0) + _u32(0) + name[:15].ljust(16, b"\0") + _u32(0) + _u32(0))
         return sc.bpf(BPF_PROG_LOAD, sc.char_array(attr), "BPF_PROG_LOAD")
@@ -142,7 +142,7 @@ def load(prog, name=b"conch_dev"):
         try:
             return attempt(log)
         except OSError:
-            text = log.raw.split(b"\0", 1)[0].decode(errors="replace").strip()
+            text = bytes(log).split(b"\0", 1)[0].decode(errors="replace").strip()
             raise ConchError("linux.resources.devices: the kernel refused the device program: "
                              + (text.splitlines()[-1] if text else str(e))) from None
 
@@ -153,10 +153,10 @@ def query(cgfd):
     attr = sc.char_array(_u32(cgfd) + _u32(BPF_CGROUP_DEVICE) + _u32(0) + _u32(0)
                          + _u64(sc.addressof(ids)) + _u32(64) + _u32(0) + bytes(16))
     sc.bpf(BPF_PROG_QUERY, attr, "BPF_PROG_QUERY")
-    raw = attr.raw
+    raw = bytes(attr)
     flags = int.from_bytes(raw[12:16], "little")
     count = int.from_bytes(raw[24:28], "little")
-    return flags, [int.from_bytes(ids.raw[4 * i:4 * i + 4], "little") for i in range(count)]
+    return flags, [int.from_bytes(bytes(ids)[4 * i:4 * i + 4], "little") for i in range(count)]
 
 
 def _attach_attr(cgfd, progfd, flags):

@@ -245,6 +245,22 @@ class Manager:
     def freeze(self):
         raise ConchError("the container has no freezer cgroup")
 
+    def kill(self):
+        """SIGKILL every process of the cgroup2 directory (a v2 host's, or the unified
+        one of a hybrid host, where every process of the container also is) and of its
+        sub-cgroups, by writing cgroup.kill, as runc 1.2 does. False when there is no
+        such directory or the kernel has no cgroup.kill (before 5.14)."""
+        path = self.dirs.get("")
+        if not path:
+            return False
+        try:
+            write(os.path.join(path, "cgroup.kill"), "1")
+        except OSError as e:
+            if e.errno == ENOENT:
+                return False
+            raise ConchError(f"{path}/cgroup.kill: {e.strerror}") from None
+        return True
+
     def thaw(self):
         raise ConchError("the container has no freezer cgroup")
 

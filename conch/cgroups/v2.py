@@ -110,18 +110,7 @@ class V2Manager(Manager):
     def frozen(self):
         return read_keyed(os.path.join(self.path, "cgroup.events")).get("frozen") == 1
 
-    def kill(self):
-        """SIGKILL every process of the cgroup and its sub-cgroups (cgroup.kill).
-        False when the kernel has no cgroup.kill (before 5.14)."""
-        try:
-            write(os.path.join(self.path, "cgroup.kill"), "1")
-        except FileNotFoundError:
-            return False
-        except OSError as e:
-            if e.errno == ENOENT:
-                return False
-            raise ConchError(f"cgroup.kill: {e.strerror}") from None
-        return True
+    # kill(): common.Manager's, cgroup.kill of dirs[""]
 
     # --- devices ----------------------------------------------------------------------
 

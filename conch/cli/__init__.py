@@ -139,7 +139,8 @@ def main(argv=None):
     try:
         g, rest = parse(argv, GLOBAL, stop_at_first_positional=True)
     except UsageError as e:
-        os.write(2, f"{e}\n".encode())
+        os.write(1, f"Incorrect Usage. {e}\n\n{USAGE}".encode())  # as runc (urfave/cli)
+        log(None, "error", str(e))
         sys.exit(1)
     ctx.log = g["log"]
     ctx.log_format = g["log_format"] or "text"
@@ -167,8 +168,8 @@ def main(argv=None):
             os.write(1, USAGE.encode())
             sys.exit(0)
     if cmd not in COMMANDS:
-        log(ctx, "error", f"No help topic for '{cmd}'")
-        sys.exit(1)
+        log(ctx, "error", f"No help topic for '{cmd}'\n")  # runc's (urfave's) text and status
+        sys.exit(3)
     if cmd not in IMPLEMENTED:
         log(ctx, "error", f"{cmd}: not implemented yet in conch")
         sys.exit(1)
@@ -182,13 +183,20 @@ def main(argv=None):
     if "--help" in args or "-h" in args:
         os.write(1, mod.HELP.encode())
         sys.exit(0)
+    from .. import errors
+    errors.warn = lambda msg: log(ctx, "warning", msg)  # runc's logrus warnings
     try:
         rc = mod.run(ctx, args)
+    except UsageError as e:
+        # as runc: "Incorrect Usage" and the command's help on stdout, the error, status 1
+        os.write(1, (e.usage + mod.HELP).encode())
+        log(ctx, "error", str(e))
+        rc = 1
     except ConchError as e:
         msg = str(e)
-        if cmd in ("create", "run") and not isinstance(e, UsageError):
+        if cmd in ("create", "run"):
             msg = f"conch {cmd} failed: {msg}"
-        elif cmd == "exec" and not isinstance(e, UsageError):
+        elif cmd == "exec":
             msg = f"exec failed: {msg}"
         log(ctx, "error", msg)
         rc = 255 if cmd == "exec" else 1  # as runc: a failed exec exits 255

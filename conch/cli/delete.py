@@ -1,8 +1,7 @@
 """conch delete: remove a container's resources (its state, cgroup; kill it with --force)."""
 
 from ..container import delete
-from ..errors import ConchError
-from .args import BOOL, parse
+from .args import BOOL, one_id, parse
 
 HELP = """\
 NAME:
@@ -29,7 +28,5 @@ SPEC = {"--force": ("force", BOOL), "-f": ("force", BOOL)}
 
 def run(ctx, argv):
     o, pos = parse(argv, SPEC)
-    if len(pos) != 1:
-        raise ConchError('"delete" requires exactly 1 argument(s)')
-    delete(ctx.root, pos[0], o["force"])
+    delete(ctx.root, one_id(pos, "delete"), o["force"])
     return 0

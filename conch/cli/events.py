@@ -5,7 +5,7 @@ from .. import _os as os
 from .. import jsonlite
 from ..control import events, parse_duration, stats
 from ..errors import ConchError
-from .args import BOOL, STR, one_id, parse
+from .args import BOOL, STR, UsageError, one_id, parse
 
 HELP = """\
 NAME:
@@ -36,7 +36,13 @@ def _out(line):
 def run(ctx, argv):
     o, pos = parse(argv, SPEC)
     cid = one_id(pos, "events")
-    interval = parse_duration(o["interval"]) if o["interval"] is not None else 5.0
+    interval = 5.0
+    if o["interval"] is not None:
+        try:
+            interval = parse_duration(o["interval"])
+        except ConchError:  # a Go flag.Duration: urfave refuses the command line
+            raise UsageError(f'invalid value "{o["interval"]}" for flag -interval: '
+                             "parse error") from None
     if interval <= 0:
         raise ConchError("duration interval must be greater than 0")
     if o["stats"]:

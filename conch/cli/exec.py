@@ -5,7 +5,7 @@ from .. import _os as os
 from .. import config, execute, foreground, jsonlite
 from ..container import write_pid_file
 from ..errors import ConfigError
-from .args import BOOL, INT, LIST, STR, UsageError, parse
+from .args import BOOL, INT, LIST, OBOOL, STR, min_args, parse
 
 HELP = """\
 NAME:
@@ -59,7 +59,7 @@ SPEC = {
     "--internal-pid-file": ("internal_pid_file", STR),
     "--process-label": ("process_label", STR),
     "--apparmor": ("apparmor", STR),
-    "--no-new-privs": ("no_new_privs", BOOL),
+    "--no-new-privs": ("no_new_privs", OBOOL),
     "--cap": ("caps", LIST), "-c": ("caps", LIST),
     "--preserve-fds": ("preserve_fds", INT),
     "--pass-fd": ("pass_fd", LIST),
@@ -99,13 +99,16 @@ def process_from_flags(base_raw, o, args):
         proc.user.additional_gids = list(proc.user.additional_gids) + [  # appended, as runc
             _int(g, "--additional-gids") for v in o["gids"] for g in v.split(",") if g]
     if o["caps"]:
-        add = 0
-        for i, name in enumerate(o["caps"]):
-            add |= config.cap_mask({"c": [name]}, "c", f"--cap[{i}]")
+        # as runc: the names as given (CAP_NET_RAW; an unknown one, NET_RAW included, is
+        # ignored with the config's in one warning)
+        unknown = set(proc.unknown_caps)
+        add = config.cap_mask({"cap": o["caps"]}, "cap", "--cap", unknown)
+        proc.unknown_caps = sorted(unknown)
         b, e, p, inh, a = proc.caps or (0, 0, 0, 0, 0)
         proc.caps = (b | add, e | add, p | add, inh, a | add)  # never inheritable (CVE-2022-29162)
-    if o["no_new_privs"]:
-        proc.no_new_privileges = True
+    if o["no_new_privs"] is not None:
+        # as runc: given (--no-new-privs, --no-new-privs=false), it overrides the config
+        proc.no_new_privileges = o["no_new_privs"]
     if o["apparmor"]:
         proc.apparmor = o["apparmor"]
     if o["process_label"]:
@@ -145,8 +148,7 @@ def _check_open(fd, what):
 
 def run(ctx, argv):
     o, pos = parse(argv, SPEC, stop_at_first_positional=True)
-    if not pos:
-        raise UsageError('"exec" requires a minimum of 1 argument')
+    min_args(pos, "exec", 1)
     cid, args = pos[0], pos[1:]
     if not o["process"] and not args:
         raise execute.ExecError("process args cannot be empty")
@@ -161,6 +163,7 @@ def run(ctx, argv):
     cfg, _ = execute.container_process(st)
     proc = (process_from_file(o["process"]) if o["process"]
             else process_from_flags(cfg.raw["process"], o, args))
+    config.warn_unknown_caps(proc)
     detach = o["detach"]
     if not detach:
         foreground.block_signals()

@@ -5,7 +5,7 @@ from .. import _os as os
 from .. import __version__
 from ..config import CAPS, MOUNT_FLAGS, PROPAGATION, RECURSIVE_ATTRS
 from ..seccomp import ACTIONS, ARCHES, FLAGS, OPERATORS
-from .args import parse
+from .args import exact_args, parse
 
 HELP = """\
 NAME:
@@ -49,7 +49,7 @@ def features():
 
 
 def run(ctx, argv):
-    parse(argv, {})
+    exact_args(parse(argv, {})[1], "features", 0)
     from .. import jsonlite
     os.write(1, (jsonlite.dumps_indent(features(), "    ") + "\n").encode())
     return 0

@@ -5,7 +5,7 @@ from .. import _os as os
 from .. import jsonlite
 from ..errors import ConchError, NotExist
 from ..state import State, list_ids
-from .args import BOOL, STR, parse
+from .args import BOOL, STR, exact_args, parse
 
 HELP = """\
 NAME:
@@ -39,9 +39,10 @@ def _owner(root, cid):
 
 def run(ctx, argv):
     o, pos = parse(argv, SPEC)
+    exact_args(pos, "list", 0)
     fmt = o["format"] or "table"
     if fmt not in ("table", "json"):
-        raise ConchError(f"invalid format option: {fmt}")
+        raise ConchError("invalid format option")
     states = []
     for cid in list_ids(ctx.root):
         try:
@@ -54,7 +55,7 @@ def run(ctx, argv):
     if o["quiet"]:
         out = "".join(d["id"] + "\n" for d in states)
     elif fmt == "json":
-        out = jsonlite.dumps(states) + "\n"
+        out = (jsonlite.dumps(states) if states else "null") + "\n"  # runc: a nil slice
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], d["owner"])

@@ -5,7 +5,7 @@ from .. import _os as os
 from .. import jsonlite
 from ..control import processes, ps_table
 from ..errors import ConchError
-from .args import STR, parse
+from .args import STR, min_args, parse
 
 HELP = """\
 NAME:
@@ -28,15 +28,14 @@ SPEC = {"--format": ("format", STR), "-f": ("format", STR)}
 def run(ctx, argv):
     # flags come before the id; everything after it belongs to ps (as runc)
     o, pos = parse(argv, SPEC, stop_at_first_positional=True)
-    if not pos:
-        raise ConchError('"ps" requires a minimum of 1 argument(s)')
+    min_args(pos, "ps", 1)
     cid, ps_args = pos[0], pos[1:]
     if ps_args[:1] == ["--"]:
         ps_args = ps_args[1:]
+    pids = processes(ctx.root, cid)  # as runc: the container first, then the format
     fmt = o["format"] or "table"
     if fmt not in ("table", "json"):
-        raise ConchError(f"invalid format option: {fmt!r} (table or json)")
-    pids = processes(ctx.root, cid)
+        raise ConchError("invalid format option")
     if fmt == "json":
         os.write(1, (jsonlite.dumps(pids) + "\n").encode())
     else:

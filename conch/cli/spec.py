@@ -3,7 +3,7 @@
 from .. import _os as os
 
 from ..errors import ConchError
-from .args import BOOL, STR, parse
+from .args import BOOL, STR, exact_args, parse
 
 HELP = """\
 NAME:
@@ -114,8 +114,7 @@ def dumps_tabs(obj, level=0):
 
 def run(ctx, argv):
     o, pos = parse(argv, SPEC)
-    if pos:
-        raise ConchError("spec takes no arguments")
+    exact_args(pos, "spec", 0)
     rootless = o["rootless"]
     spec = default_spec(rootless, os.geteuid(), os.getegid())
     path = os.path.join(o["bundle"] or ".", "config.json")
