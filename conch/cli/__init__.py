@@ -134,7 +134,17 @@ def _commit():
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+    """Run the command line and leave the process with its exit status, skipping the
+    interpreter's teardown (5M instructions, 2 ms): everything is written or closed."""
+    try:
+        rc = _main(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else 1 if e.code else 0
+    sys.stdout.flush()
+    os._exit(rc or 0)
+
+
+def _main(argv):
     ctx = Context()
     try:
         g, rest = parse(argv, GLOBAL, stop_at_first_positional=True)
@@ -207,6 +217,4 @@ def main(argv=None):
         rc = 1
     except KeyboardInterrupt:
         rc = 130
-    # skip the interpreter's teardown (~5 ms): everything is written or closed
-    sys.stdout.flush()
-    os._exit(rc or 0)
+    return rc
