@@ -45,7 +45,7 @@ if __name__ == "__conch_boot__":  # run by the launcher: `bundle`, `index` bound
         path = _path(name, is_pkg)
         module = _Module(name)
         module.__file__ = path
-        module.__loader__ = _finder
+        module.__loader__ = None
         module.__spec__ = None
         if is_pkg:
             module.__package__ = name
@@ -103,31 +103,9 @@ if __name__ == "__conch_boot__":  # run by the launcher: `bundle`, `index` bound
             return module
         return _modules[full.partition(".")[0]]  # `import a.b` binds a
 
-    # importlib's protocol too (importlib.import_module, a spec'd re-import): the
-    # finder and loader is a plain module object whose functions are called
-    # unbound, as a class instance's would be, without creating a class
-    # (a class statement costs about 0.15M instructions)
-    def find_spec(name, path=None, target=None):
-        entry = index.get(name)  # noqa: F821
-        if entry is None:
-            return None
-        path = _path(name, entry[0])
-        spec = type(sys.__spec__)(name, _finder, origin=path, is_package=entry[0])
-        if entry[0]:
-            spec.submodule_search_locations.append(path.rpartition("/")[0])
-        return spec
-
-    def create_module(spec):
-        return None
-
-    def exec_module(module):
-        module.__file__ = module.__spec__.origin
-        exec(_code(module.__name__), module.__dict__)
-
-    _finder = _Module("conch._bundle.finder")
-    _finder.find_spec, _finder.create_module, _finder.exec_module = \
-        find_spec, create_module, exec_module
-    sys.meta_path.insert(0, _finder)
+    # importlib's own protocol (importlib.import_module, runpy) bypasses __import__:
+    # it finds conch's modules in the package directory, as without a bundle
+    sys.path.append(_libdir)
     builtins.__import__ = _import
     if not globals().get("BOOT_ONLY"):
         from conch.cli import main

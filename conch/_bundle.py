@@ -18,8 +18,8 @@ and the index, and executes conch/_boot.py's code as `__conch_boot__` with
 another Python) it imports from the package directory as usual. The boot code
 replaces `builtins.__import__` with a function that imports conch's modules
 itself (importlib's machinery costs 0.1M instructions a module) and hands every
-other import to the interpreter's, and puts a finder for importlib's own
-protocol on `sys.meta_path`. A module's code is read with one pread when it is
+other import to the interpreter's; importlib's own protocol
+(`importlib.import_module`) finds them in the package directory. A module's code is read with one pread when it is
 imported, so a command pays only for the modules it uses. `__file__` and
 `__path__` point at the installed sources (next to the bundle), so tracebacks
 show their lines. The code is compiled without docstrings (optimize=2; conch

@@ -75,8 +75,9 @@ _ROOTLESS = {"auto": "auto", **{v: "true" for v in ("1", "t", "T", "TRUE", "true
              **{v: "false" for v in ("0", "f", "F", "FALSE", "false", "False")}}
 
 
-class Context:
-    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless", "criu")
+# the global flags a command gets (ctx.root, ctx.log, ...): a SimpleNamespace, the type
+# of sys.implementation (no class statement to run, nothing to import)
+_Namespace = type(sys.implementation)
 
 
 def _now():
@@ -145,7 +146,8 @@ def main(argv=None):
 
 
 def _main(argv):
-    ctx = Context()
+    ctx = _Namespace(root=None, log=None, log_format="text", debug=False,
+                     systemd_cgroup=False, rootless="auto", criu="criu")
     try:
         g, rest = parse(argv, GLOBAL, stop_at_first_positional=True)
     except UsageError as e:
