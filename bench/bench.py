@@ -68,7 +68,7 @@ EXTRA = [
     ("mk100", "4. create, while filling up to {C} containers", "ms"),
     ("rm100", "4. delete --force of a created container, {C} present", "ms"),
     ("version", "--version (process start floor)", "ms"),
-    ("pyfloor", "python3 -I -S -c pass (conch's interpreter alone)", "ms"),
+    ("pyfloor", "python3 -I -S, start and _exit (conch's interpreter alone)", "ms"),
 ]
 
 
@@ -306,7 +306,9 @@ class Bench:
                 ms, rc, err = self.call([rt.binary, "--version"])
                 if i >= self.o.warmup and rc == 0:
                     self.add("version", rt, ms)
-            ms, rc, err = self.call(["/usr/bin/python3", "-I", "-S", "-c", "pass"])
+            # the interpreter's start and an exit as conch exits (os._exit: no teardown)
+            ms, rc, err = self.call(["/usr/bin/python3", "-I", "-S", "-c",
+                                     "import posix; posix._exit(0)"])
             if i >= self.o.warmup and rc == 0:
                 self.samples.setdefault("pyfloor", {}).setdefault("conch", []).append(ms)
             self.check()
@@ -887,7 +889,8 @@ def where_time_goes(res):
         return ""
     out = ["### Where conch's time goes\n"]
     out.append(
-        f"Starting conch's interpreter and doing nothing (`python3 -I -S -c pass`) takes "
+        f"Starting conch's interpreter and leaving at once as conch leaves (`python3 -I -S -c "
+        f"'import posix; posix._exit(0)'`, no teardown) takes "
         f"{py:.1f} ms here, and `conch --version` (the interpreter plus conch's command-line "
         f"imports) {ver:.1f} ms, against {med(res, 'version', 'runc'):.1f} ms for runc and "
         f"{med(res, 'version', 'crun'):.1f} ms for crun. Every conch command pays this floor: "
@@ -905,22 +908,25 @@ def where_time_goes(res):
 PROFILE_NOTE = """\
 Instruction counts (`valgrind --tool=callgrind`, deterministic whatever the load) of what a
 conch command costs on top of the bare interpreter (`python3 -I -S -c pass`: 20.9M
-instructions):
+instructions, of which 5.2M are its teardown; 15.7M if it leaves through `os._exit`):
 
 | piece | instructions | what was done about it |
 |---|---|---|
-| `import os` | +5.0M (3.0M of it `_collections_abc`, for `os.environ`) | gone: conch imports `conch._os` (posix plus the few helpers it uses): +1.0M |
-| `import ctypes` | 5.6 ms by wall clock | gone: `conch/syscalls.py` is a minimal FFI over `_ctypes` (0.4 ms) |
+| `import os` | +5.0M (3.0M of it `_collections_abc`, for `os.environ`) | gone: conch imports `conch._os` (posix plus the few helpers it uses), which builds nothing until used: +0.15M |
+| `import ctypes` | 5.6 ms by wall clock | gone: `conch/syscalls.py` is a minimal FFI over `_ctypes` with two ctypes types on the start path (each is a metaclass-made class: 0.15M) |
 | `json`, `re`, `enum`, `signal`, `socket`, `subprocess` | 2-5 ms each | never imported on a command's path (`_json`, `_signal`, `_socket`, fork/execve); `tests/test_imports.py` keeps it so |
 | the first write of a pid to a v1 `cgroup.procs` | 5-18 ms (an RCU grace period) | the single-threaded init moves itself through `tasks`: 0.15 ms |
-| `conch.cli` (flags, errors) | +2.0M | |
-| `state`: its modules and `_json` (a dlopen) | +2.1M | |
+| importlib, per module | about 0.1M (module lock, finders, spec, `__cached__`, stat, open, read) | the launcher reads `conch.<tag>.bundle` (every module pre-compiled) and conch's own `__import__` loads a module with one pread and one unmarshal |
+| the interpreter's teardown | 5.2M | every exit, `--version` and usage errors included, goes through `os._exit` after a flush |
+| `_json` (a dlopen) for the state record | 0.4M | the state record is marshalled (`marshal` is built in); JSON is written by conch (as Go writes it) |
+| class statements on command paths | 0.06M each (0.15M for ctypes types) | module objects, `SimpleNamespace` and error classes made on first use where no instance is needed |
 
-Target 4a (`state` at most 1.5x runc's) stays out of reach: runc answers `state` in less
-time than CPython takes to start. Next step: a single pre-marshalled bundle of conch's
-modules read by the launcher in one `read` (no per-module stat/open/read), and a `state`
-path that reads a marshalled copy of the state (no `_json` dlopen); together about 2M
-instructions, which still leaves `state` above 1.5x runc on this VM.
+Before and after this work (callgrind, whole conch process, this VM): `--version` 24.2M →
+17.4M, `state` 20.8M → 18.4M, `list` 20.9M → 18.5M, `exec` 33.2M → 28.1M, `run` 34.4M →
+29.5M (the parent process). What is left of `state` above the interpreter's 15.7M is the
+launcher and its index (0.8M), the command line (0.8M), the state module and the JSON writer
+(0.5M). Next step for every command: fewer, smaller modules on each path (an unmarshal costs
+about 15 instructions a byte, and `conch.cli` alone is 14 KB of code).
 """
 
 
@@ -972,7 +978,7 @@ def markdown(res, png_name):
     add(f"- Python (conch's interpreter, /usr/bin/python3): {m['python']}")
     add(f"- conch: {v['conch']}, commit {res['commit']}, run through its launcher "
         + (f"(`{res['opts']['conch']}`)" if res["opts"].get("conch") else
-           "(`tools/install.sh` into a temp prefix: `python3 -I -S`, byte-compiled)"))
+           "(`tools/install.sh` into a temp prefix: `python3 -I -S`, its modules from the pre-compiled bundle)"))
     add(f"- runc: {v['runc']}")
     add(f"- crun: {v['crun']}")
     add(f"- cgroups: {res['cgroups']}")
