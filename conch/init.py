@@ -203,6 +203,7 @@ def _main(a):
     rootfs.write_sysctls(cfg.sysctl)  # before /proc/sys is made read-only, as runc
     rootfs.mask_paths(cfg.masked_paths)
     rootfs.readonly_paths(cfg.readonly_paths)
+    rootfs.finish_root_propagation()  # after the last bind mount (an unbindable / has none)
     if cfg.root_readonly:
         rootfs.readonly_root()
 

@@ -569,12 +569,7 @@ def mask_paths(paths):
 
 
 def readonly_paths(paths):
-    """linux.readonlyPaths; the last mounts made: linux.rootfsPropagation is then given to /."""
-    _readonly_paths(paths)
-    finish_root_propagation()
-
-
-def _readonly_paths(paths):
+    """linux.readonlyPaths: each a read-only bind of itself (resolved in the root)."""
     for p in paths:
         try:
             fd = sc.openat2(-100, p, O_PATH | os.O_NOFOLLOW, 0, IN_ROOT)
