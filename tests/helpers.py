@@ -20,3 +20,18 @@ def state_record(root, cid):
     import marshal
     with open(f"{root}/{cid}/state", "rb") as f:
         return marshal.load(f)
+
+
+class SignalState:
+    """What container.signal_all reads of a container's state (kill --all tests)."""
+
+    def __init__(self, mgr, status="running"):
+        self.data = {"cgroup": mgr.to_state()}
+        self.pid = 0
+        self._status = status
+
+    def alive(self):
+        return False
+
+    def status(self):
+        return self._status

@@ -24,7 +24,7 @@ sys.path.insert(0, REPO)
 from conch.cgroups import V1Manager  # noqa: E402
 from conch.cgroups.common import own_cgroups  # noqa: E402
 from conch.cgroups.v2 import V2Manager  # noqa: E402
-from helpers import wait_for
+from helpers import SignalState, wait_for
 
 UNIFIED = "/sys/fs/cgroup/unified"
 MB = 1 << 20
@@ -582,21 +582,6 @@ def test_v2_procs_freeze_thaw_and_kill(unified_cgroup):
     wait_for(lambda: m.procs() == [])
 
 
-class _State:
-    """What container.signal_all reads of a container's state."""
-
-    def __init__(self, mgr, status="running"):
-        self.data = {"cgroup": mgr.to_state()}
-        self.pid = 0
-        self._status = status
-
-    def alive(self):
-        return False
-
-    def status(self):
-        return self._status
-
-
 def test_v2_kill_all_uses_cgroup_kill(unified_cgroup, monkeypatch):
     from conch import container
     m, procs = unified_cgroup
@@ -611,7 +596,7 @@ def test_v2_kill_all_uses_cgroup_kill(unified_cgroup, monkeypatch):
         def no_kill(pid, sig):
             raise AssertionError("signalled one by one: cgroup.kill was not used")
         monkeypatch.setattr(container.os, "kill", no_kill)
-        container.signal_all(_State(m), 9)
+        container.signal_all(SignalState(m), 9)
         assert [p.wait(5) for p in procs] == [-9, -9]
         wait_for(lambda: m.procs() == [])
     finally:
@@ -634,7 +619,7 @@ def test_v2_kill_all_other_signals_freeze_signal_thaw(unified_cgroup, monkeypatc
         seen.append((pid, sig, cat(m.path, "cgroup.freeze")))
         real_kill(pid, sig)
     monkeypatch.setattr(container.os, "kill", kill)
-    container.signal_all(_State(m), 15)
+    container.signal_all(SignalState(m), 15)
     assert sorted(seen) == sorted((p.pid, 15, "1") for p in procs)
     assert cat(m.path, "cgroup.freeze") == "0" and "frozen 0" in cat(m.path, "cgroup.events")
     assert [p.wait(5) for p in procs] == [-15, -15]

@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+from helpers import SignalState
 
 from conch.cgroups import bpf, resources
 from conch.cgroups.common import effective_device_rules
@@ -615,21 +616,6 @@ def test_dbus_calls_and_signals_on_a_real_bus(dbus_daemon):
 
 # --- kill --all: cgroup.kill, or the freeze/signal/thaw loop (fixture files) -----------------
 
-class KillState:
-    """What container.signal_all reads of a container's state."""
-
-    def __init__(self, mgr, status="running"):
-        self.data = {"cgroup": mgr.to_state()}
-        self.pid = 0
-        self._status = status
-
-    def alive(self):
-        return False
-
-    def status(self):
-        return self._status
-
-
 def kill_fixture(tmp_path, kill_file=True, v1=True):
     """A hybrid host's container (v1 freezer and pids, a cgroup2 dir) or a v2 one, with
     cgroup.procs listing pids 101 and 102."""
@@ -667,7 +653,7 @@ def test_kill_file_of_the_cgroup2_directory(tmp_path):
 def test_sigkill_to_all_goes_through_cgroup_kill(tmp_path, sent, v1):
     from conch.container import signal_all
     m = kill_fixture(tmp_path, v1=v1)
-    signal_all(KillState(m), 9)
+    signal_all(SignalState(m), 9)
     assert read(m.dirs[""], "cgroup.kill") == "1" and sent == []
     if v1:
         assert read(m.dirs["freezer"], "freezer.state") == "THAWED"
@@ -676,7 +662,7 @@ def test_sigkill_to_all_goes_through_cgroup_kill(tmp_path, sent, v1):
 def test_sigkill_without_cgroup_kill_signals_each_process(tmp_path, sent):
     from conch.container import signal_all
     m = kill_fixture(tmp_path, kill_file=False)
-    signal_all(KillState(m), 9)
+    signal_all(SignalState(m), 9)
     assert sent == [(101, 9), (102, 9)]
     assert not os.path.exists(os.path.join(m.dirs[""], "cgroup.kill"))
     assert read(m.dirs["freezer"], "freezer.state") == "THAWED"
@@ -688,7 +674,7 @@ def test_other_signals_freeze_signal_each_and_thaw(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(container.os, "kill", lambda pid, sig: seen.append(
         (pid, sig, read(m.dirs["freezer"], "freezer.state"))))
-    container.signal_all(KillState(m), 15)
+    container.signal_all(SignalState(m), 15)
     assert seen == [(101, 15, "FROZEN"), (102, 15, "FROZEN")]  # frozen meanwhile
     assert read(m.dirs["freezer"], "freezer.state") == "THAWED"
     assert read(m.dirs[""], "cgroup.kill") == ""  # only for SIGKILL
@@ -699,6 +685,6 @@ def test_other_signals_leave_a_paused_container_paused(tmp_path, sent):
     m = kill_fixture(tmp_path)
     with open(os.path.join(m.dirs["freezer"], "freezer.state"), "w") as f:
         f.write("FROZEN")
-    signal_all(KillState(m, "paused"), 15)
+    signal_all(SignalState(m, "paused"), 15)
     assert sent == [(101, 15), (102, 15)]
     assert read(m.dirs["freezer"], "freezer.state") == "FROZEN"
