@@ -11,18 +11,28 @@ import sys
 if __name__ == "__conch_boot__":  # run by the launcher: `bundle`, `index` bound
     import builtins
     from marshal import loads as _loads
-    from posix import O_CLOEXEC, O_RDONLY, close as _close, open as _open, pread as _pread
+    from posix import O_CLOEXEC, O_RDONLY, close as _close, fstat as _fstat, open as _open, \
+        pread as _pread, stat as _stat
 
     _modules = sys.modules
     _std_import = builtins.__import__
     _Module = type(sys)
 
+    # The bundle is opened for each module and closed at once: a descriptor kept
+    # open would take a number that --preserve-fds and --pass-fd read as the
+    # caller's. A process that has entered a container's mount namespace or root
+    # would find at the bundle's path whatever the container put there: the file
+    # opened must be the one the launcher read (its inode and device), else the
+    # import fails (conch imports everything it needs before it enters a container).
+    _id = _stat(bundle)[1:3]  # noqa: F821 (st_ino, st_dev)
+
     def _code(name):
         _, offset, size = index[name]  # noqa: F821
-        # opened for each module: a forked child that closed its fds may have given
-        # a kept descriptor's number to another file
         fd = _open(bundle, O_RDONLY | O_CLOEXEC)  # noqa: F821
         try:
+            if _fstat(fd)[1:3] != _id:
+                raise ImportError(f"{name}: {bundle} is not the file conch started "  # noqa: F821
+                                  "from (in a container's root?)", name=name)
             return _loads(_pread(fd, size, offset))
         finally:
             _close(fd)

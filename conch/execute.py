@@ -21,9 +21,7 @@ succeeded, or the error.
 """
 
 import _socket
-import fcntl
 from . import _os as os
-import resource
 
 from . import cgroups, config, init, sync
 from . import syscalls as sc
@@ -287,7 +285,7 @@ def _child(a, cfg, ns, pass_fds, exec_fd, late=0):
             except OSError as e:
                 raise ConchError(f"process.execCPUAffinity.final: {e}") from None
         for res, soft, hard in proc.rlimits:
-            resource.setrlimit(res, (soft, hard))
+            sc.setrlimit(res, soft, hard)
         console = None
         if proc.terminal and a.console is not None:
             console = init.setup_console(a.console, proc.console_size, bind_console=False)
@@ -334,7 +332,7 @@ def _arrange_fds(a, ns, pass_fds, exec_fd, keep):
     floor = max(keep, default=2) + 1
 
     def above(fd):
-        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+        return sc.fcntl(fd, sc.F_DUPFD_CLOEXEC, floor)
 
     ns = {typ: above(fd) for typ, fd in ns.items()}
     a.sock = _socket.socket(fileno=above(a.sock.detach()))

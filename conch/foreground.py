@@ -126,14 +126,13 @@ def _raw_stdin():
 
 
 def _copy_winsize(master):
-    import fcntl
     for fd in (0, 1, 2):
         try:
-            ws = fcntl.ioctl(fd, sc.TIOCGWINSZ, b"\0" * 8)
+            ws = sc.ioctl(fd, sc.TIOCGWINSZ, b"\0" * 8)
         except OSError:
             continue
         try:
-            fcntl.ioctl(master, sc.TIOCSWINSZ, ws)
+            sc.ioctl(master, sc.TIOCSWINSZ, ws)
         except OSError:
             pass
         return

@@ -20,10 +20,8 @@ close every fd not asked for, reset signals, execve.
 
 import _signal
 import _socket
-import fcntl
 from . import _os as os
-import resource
-import stat
+import _stat as stat  # the C module: stat.py would be one more import
 
 from . import hooks, rootfs, sync, trampoline
 from . import syscalls as sc
@@ -144,8 +142,8 @@ def _main(a):
                              f"{proc.oom_score_adj}: {e.strerror.lower()}") from None
     for res, soft, hard in proc.rlimits:
         try:
-            resource.setrlimit(res, (soft, hard))
-        except (OSError, ValueError) as e:
+            sc.setrlimit(res, soft, hard)
+        except OSError as e:
             raise ConchError(f"process.rlimits: setrlimit({res}, {soft}, {hard}): {e}") from None
 
     if a.keyring:
@@ -378,7 +376,7 @@ def execve(exe, args, env, console, keep, report_sock):
     and reads the error otherwise."""
     if console is not None:
         os.setsid()
-        fcntl.ioctl(console, sc.TIOCSCTTY, 0)
+        sc.ioctl(console, sc.TIOCSCTTY, 0)
         for i in range(3):
             os.dup2(console, i)
         if console > 2:
@@ -430,7 +428,7 @@ def close_all_but(fds):
             sc.close_range(first, last)
         except OSError:
             # close_range refused (ENOSYS from a seccomp profile older than it): one by one
-            top = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 16)
+            top = min(sc.getrlimit(7)[1], 1 << 16)  # RLIMIT_NOFILE
             os.closerange(first, min(last + 1, top))
 
 
@@ -618,12 +616,12 @@ def setup_console(csock, size, bind_console=True):
     try:
         if sc.fstatfs_type(master) != sc.DEVPTS_SUPER_MAGIC:
             raise ConchError("/dev/ptmx is not on a devpts filesystem")
-        fcntl.ioctl(master, sc.TIOCSPTLCK, b"\0\0\0\0")
+        sc.ioctl(master, sc.TIOCSPTLCK, b"\0\0\0\0")
         # TIOCGPTPEER opens the slave through the master: no path to redirect (CVE-2025-52565)
-        slave = fcntl.ioctl(master, sc.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        slave = sc.ioctl(master, sc.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
         if size:
             rows, cols = size
-            fcntl.ioctl(slave, sc.TIOCSWINSZ, rows.to_bytes(2, "little") + cols.to_bytes(2, "little")
+            sc.ioctl(slave, sc.TIOCSWINSZ, rows.to_bytes(2, "little") + cols.to_bytes(2, "little")
                         + b"\0\0\0\0")
         if bind_console:
             _bind_console(slave)
@@ -654,9 +652,9 @@ def loopback_up():
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
         req = bytearray(b"lo".ljust(40, b"\0"))
-        fcntl.ioctl(s.fileno(), 0x8913, req)  # SIOCGIFFLAGS
+        sc.ioctl(s.fileno(), 0x8913, req)  # SIOCGIFFLAGS
         flags = int.from_bytes(req[16:18], "little") | 0x1  # IFF_UP
         req[16:18] = flags.to_bytes(2, "little")
-        fcntl.ioctl(s.fileno(), 0x8914, bytes(req))  # SIOCSIFFLAGS
+        sc.ioctl(s.fileno(), 0x8914, bytes(req))  # SIOCSIFFLAGS
     finally:
         s.close()

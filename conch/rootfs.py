@@ -9,7 +9,7 @@ onto /proc/self/fd/N of the resolved target (CVE-2021-30465, CVE-2024-45310).
 """
 
 from . import _os as os
-import stat
+import _stat as stat  # the C module: stat.py would be one more import
 
 from . import cgroups
 from . import syscalls as sc

@@ -337,6 +337,48 @@ def _u64s(*vals):
     return b"".join(v.to_bytes(8, "little") for v in vals)
 
 
+# --- fcntl, ioctl and rlimits without the fcntl and resource modules (each a dlopen) ---
+
+F_DUPFD_CLOEXEC = 1030
+F_ADD_SEALS = 1033
+
+
+def fcntl(fd, cmd, arg=0):
+    """fcntl(2) with an integer argument."""
+    return _check(_libc.fcntl(fd, cmd, c_long(arg)), "fcntl", f"fd {fd}")
+
+
+def ioctl(fd, request, arg=0):
+    """ioctl(2), as fcntl.ioctl: an int argument is passed as is and the result
+    returned; a bytes argument is copied to a buffer whose content is returned; a
+    bytearray is updated in place (and 0 returned)."""
+    if isinstance(arg, int):
+        return _check(_libc.ioctl(fd, c_long(request), c_long(arg)), "ioctl", f"fd {fd}")
+    buf = char_array(bytes(arg))
+    _check(_libc.ioctl(fd, c_long(request), buf), "ioctl", f"fd {fd}")
+    out = bytes(buf)[:len(arg)]
+    if isinstance(arg, bytearray):
+        arg[:] = out
+        return 0
+    return out
+
+
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def setrlimit(resource, soft, hard):
+    """prlimit(0, resource, {soft, hard}); values above 2^64-1 or below 0 mean infinity."""
+    new = _u64s(*(v if 0 <= v <= RLIM_INFINITY else RLIM_INFINITY for v in (soft, hard)))
+    _check(_libc.prlimit(0, resource, new, None), "setrlimit", str(resource))
+
+
+def getrlimit(resource):
+    """(soft, hard) of this process's rlimit."""
+    old = char_array(16)
+    _check(_libc.prlimit(0, resource, None, old), "getrlimit", str(resource))
+    return old[0] & RLIM_INFINITY, old[1] & RLIM_INFINITY
+
+
 def openat2(dirfd, path, flags, mode=0, resolve=0):
     how = _u64s(flags | os.O_CLOEXEC, mode, resolve)  # struct open_how
     for _ in range(64):

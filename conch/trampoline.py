@@ -112,8 +112,8 @@ Other architectures have no trampoline yet: the init execs the program itself
 there (docs/SECURITY.md says so).
 """
 
-import fcntl
 from . import _os as os
+from . import syscalls as sc
 
 MARK = "@conch@"
 
@@ -146,7 +146,7 @@ def prepare(machine=None):
             fd = os.memfd_create("conch-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.write(fd, _X86_64)
         # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, 0x1 | 0x2 | 0x4 | 0x8)
+        sc.fcntl(fd, sc.F_ADD_SEALS, 0x1 | 0x2 | 0x4 | 0x8)
     except OSError:
         return None
     _fd.append(fd)

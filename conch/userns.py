@@ -32,7 +32,7 @@ Nothing here imports more than the start path already has.
 
 import _signal
 from . import _os as os
-import stat
+import _stat as stat  # the C module: stat.py would be one more import
 
 from . import cgroups
 from . import syscalls as sc

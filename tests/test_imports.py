@@ -17,7 +17,9 @@ DENY = {"re", "json", "enum", "typing", "argparse", "subprocess", "signal", "soc
         "ctypes", "dataclasses", "selectors", "tempfile", "shutil", "pwd", "grp",
         "locale", "logging", "threading", "datetime", "pathlib", "importlib.metadata",
         "site", "functools", "collections", "weakref", "inspect", "traceback", "pickle",
-        "os", "_collections_abc", "posixpath"}  # conch._os: os minus its 5M-instruction import
+        "os", "_collections_abc", "posixpath",  # conch._os: os minus its 5M-instruction import
+        "fcntl", "resource",  # dlopens (0.2-0.3M instructions): conch.syscalls has the calls
+        "stat"}  # stat.py over _stat: conch uses _stat
 
 
 def imported(conch, *args):

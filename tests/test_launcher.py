@@ -65,3 +65,33 @@ def test_a_bundled_run_behaves_as_the_package(installed, tmp_path, make_bundle, 
                        capture_output=True, text=True, timeout=30)
     lines = [x for x in r.stderr.splitlines() if x.startswith("import time:")]
     assert any(x.endswith("| conch.state") for x in lines), r.stderr
+
+
+def test_another_file_at_the_bundles_path_is_not_loaded(installed, tmp_path):
+    """A process that entered a container would find the container's file at the
+    bundle's path: conch loads modules only from the file it started from."""
+    bundle = installed / "lib" / "conch" / f"conch.{TAG}.bundle"
+    other = tmp_path / "other.bundle"
+    shutil.copy(bundle, other)  # the same bytes, another file
+    script = f"""
+import posix, sys
+from marshal import loads
+bundle = {str(bundle)!r}
+with open(bundle, "rb") as f:
+    boot, index = loads(f.read(int(f.readline())))
+exec(boot, {{"__name__": "__conch_boot__", "bundle": bundle, "index": index, "BOOT_ONLY": True}})
+import conch.errors
+print("loaded", conch.errors.__file__)
+posix.rename({str(other)!r}, bundle)
+try:
+    import conch.jsonlite
+except ImportError as e:
+    print("refused:", e)
+"""
+    r = subprocess.run(["/usr/bin/python3", "-IS", "-c", script], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == f"loaded {installed}/lib/conch/conch/errors.py"
+    assert out[1].startswith("refused: conch.jsonlite: ") and "not the file conch started" \
+        in out[1], out
