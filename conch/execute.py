@@ -284,8 +284,7 @@ def _child(a, cfg, ns, pass_fds, exec_fd, late=0):
                 sc.sched_setaffinity(proc.exec_cpu_affinity[1], proc.exec_cpu_affinity[3])
             except OSError as e:
                 raise ConchError(f"process.execCPUAffinity.final: {e}") from None
-        for res, soft, hard in proc.rlimits:
-            sc.setrlimit(res, soft, hard)
+        init.set_rlimits(proc.rlimits)
         console = None
         if proc.terminal and a.console is not None:
             console = init.setup_console(a.console, proc.console_size, bind_console=False)

@@ -25,7 +25,7 @@ import _stat as stat  # the C module: stat.py would be one more import
 
 from . import hooks, rootfs, sync, trampoline
 from . import syscalls as sc
-from .config import NAMESPACES
+from .config import NAMESPACES, RLIMITS
 from .errors import ConchError
 
 SIG_DFL = _signal.SIG_DFL
@@ -140,11 +140,7 @@ def _main(a):
         except OSError as e:
             raise ConchError(f"process.oomScoreAdj: write /proc/self/oom_score_adj "
                              f"{proc.oom_score_adj}: {e.strerror.lower()}") from None
-    for res, soft, hard in proc.rlimits:
-        try:
-            sc.setrlimit(res, soft, hard)
-        except OSError as e:
-            raise ConchError(f"process.rlimits: setrlimit({res}, {soft}, {hard}): {e}") from None
+    set_rlimits(proc.rlimits)
 
     if a.keyring:
         # do not share the caller's session keyring with the container (as runc)
@@ -237,6 +233,17 @@ def _main(a):
             os._exit(1)
 
     execve(exe, proc.args, env, console, range(3, 3 + a.preserve_fds), conn or sock)
+
+
+def set_rlimits(rlimits):
+    """process.rlimits, in this process; an error names the limit."""
+    for res, soft, hard in rlimits:
+        try:
+            sc.setrlimit(res, soft, hard)
+        except OSError as e:
+            name = next((k for k, v in RLIMITS.items() if v == res), str(res))
+            raise ConchError(f"process.rlimits: setrlimit {name} (soft {soft}, hard {hard}): "
+                             f"{e.strerror.lower()}") from None
 
 
 def prepare_process(proc, in_userns, find_exe=True, seccomp=None, sock=None, personality=None):

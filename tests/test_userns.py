@@ -301,3 +301,16 @@ def test_a_lower_oom_score_in_a_user_namespace_is_refused_naming_the_field(conch
     assert "process.oomScoreAdj: write /proc/self/oom_score_adj -500: permission denied" \
         in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_raising_a_hard_rlimit_in_a_user_namespace_is_refused_naming_it(conch, ubundle, cid):
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    b = ubundle(["true"])
+    b.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]
+    b.save()
+    r = conch("run", "-b", b.path, cid())
+    assert r.returncode == 1
+    assert (f"process.rlimits: setrlimit RLIMIT_NOFILE (soft {hard + 1}, hard {hard + 1}): "
+            "operation not permitted") in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
