@@ -976,7 +976,7 @@ def markdown(res, png_name):
     add(md_table(HEADER, table_rows(res, [e[0] for e in EXTRA])))
     add("")
     add("`--version` is the cost of starting the runtime's process and doing nothing: for "
-        "conch the Python interpreter (`python3 -I -S`) and its imports, for runc the Go "
+        "conch the Python interpreter (`python3 -I -S -X utf8`) and its imports, for runc the Go "
         "runtime, for crun a C binary.\n")
     add(where_time_goes(res))
     add("## Machine\n")
