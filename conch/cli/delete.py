@@ -1,6 +1,6 @@
 """conch delete: remove a container's resources (its state, cgroup; kill it with --force)."""
 
-from ..container import delete
+from ..delete import delete
 from .args import BOOL, one_id, parse
 
 HELP = """\

@@ -2,7 +2,7 @@
 
 import _signal
 
-from ..container import kill
+from ..kill import kill
 from ..errors import ConchError
 from .args import BOOL, max_args, min_args, parse
 

@@ -1,6 +1,6 @@
 """conch start: release a created container's init to exec the user's process."""
 
-from ..container import start
+from ..start import start
 from .args import one_id, parse
 
 HELP = """\
