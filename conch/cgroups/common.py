@@ -281,8 +281,26 @@ class Manager:
 
     def apply(self, res, update=False):
         """Write linux.resources (resources.Resources) to the cgroup files.
-        Only what is set is written. With update, what was written is restored
-        when a later write fails, so that nothing is half-applied."""
+        Only what is set is written. What this call wrote is restored when a later
+        write fails (with update, also files that existed before), so that
+        nothing is half-applied. Drivers that write files give _apply."""
+        self.check(res)
+        self._prepare(res)
+        j = Journal(update)
+        try:
+            self._apply(res, j, update)
+        except BaseException:
+            j.rollback()
+            raise
+
+    def check(self, res):
+        """Refuse, naming the field, what this driver or host cannot apply."""
+
+    def _prepare(self, res):
+        """What must be done before the first write (cgroup2: enable controllers)."""
+
+    def _apply(self, res, journal, update):
+        """Write the files, each through journal.write."""
 
     # --- measuring ---
     def stats(self):

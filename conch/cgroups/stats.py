@@ -143,16 +143,8 @@ def v1_stats(mgr):
                "kernelTCP": dict(zero)}
     out["memory"] = mem
 
-    pids = {}
     pd = mgr.ctrl("pids")
-    if pd:
-        cur = read_int(os.path.join(pd, "pids.current"))
-        lim = read_int(os.path.join(pd, "pids.max"))
-        if cur:
-            pids["current"] = cur
-        if lim:
-            pids["limit"] = lim
-    out["pids"] = pids
+    out["pids"] = _pids(pd) if pd else {}
 
     blk = {}
     bd = mgr.ctrl("blkio")
@@ -299,14 +291,7 @@ def v2_stats(d):
         mem["raw"] = dict(sorted(raw.items()))
     out["memory"] = mem
 
-    pids = {}
-    cur = read_int(os.path.join(d, "pids.current"))
-    lim = read_int(os.path.join(d, "pids.max"))
-    if cur:
-        pids["current"] = cur
-    if lim:
-        pids["limit"] = lim
-    out["pids"] = pids
+    out["pids"] = _pids(d)
 
     blk = {}
     try:
@@ -386,3 +371,15 @@ class OOMWatchV2:
 
     def close(self):
         os.close(self.fd)
+
+
+def _pids(d):
+    """runc's pids stats of a directory with pids.current and pids.max (v1 or v2)."""
+    pids = {}
+    cur = read_int(os.path.join(d, "pids.current"))
+    lim = read_int(os.path.join(d, "pids.max"))
+    if cur:
+        pids["current"] = cur
+    if lim:
+        pids["limit"] = lim
+    return pids

@@ -11,7 +11,7 @@ through `tasks`; the parent moves it into the cgroup2 one (cgroup2 has no
 from .. import _os as os
 
 from ..errors import ConchError
-from .common import (CGROUP_ROOT, EBUSY, EINVAL, UNIFIED, Journal, Manager, WriteError,
+from .common import (CGROUP_ROOT, EBUSY, EINVAL, UNIFIED, Manager, WriteError,
                      effective_device_rules, is_cgroup2, own_cgroups, read, read_int, write)
 
 _THAWED, _FROZEN = b"THAWED", b"FROZEN"
@@ -158,15 +158,6 @@ class V1Manager(Manager):
                     from .stats import hugepage_sizes  # noqa: PLC0415
                 raise ConchError(f"{field}.pageSize: huge page size {size} is not supported "
                                  f"by this host ({', '.join(hugepage_sizes()) or 'none'})")
-
-    def apply(self, res, update=False):
-        self.check(res)
-        j = Journal(update)
-        try:
-            self._apply(res, j, update)
-        except BaseException:
-            j.rollback()
-            raise
 
     def _apply(self, res, j, update):
         f = res.field

@@ -14,7 +14,7 @@ controller files on fixture directories.
 from .. import _os as os
 
 from ..errors import ConchError
-from .common import (CGROUP_ROOT, EBUSY, ENOENT, Journal, Manager, WriteError,
+from .common import (CGROUP_ROOT, EBUSY, ENOENT, Manager, WriteError,
                      effective_device_rules, is_cgroup2, own_cgroups, read_int, read_keyed, read_str,
                      write)
 
@@ -138,15 +138,8 @@ class V2Manager(Manager):
                     "hugetlb" in read_str(os.path.join(self.path, "cgroup.controllers"), ""):
                 raise ConchError(f"{field}.pageSize: huge page size {size} is not supported by this host")
 
-    def apply(self, res, update=False):
-        self.check(res)
+    def _prepare(self, res):
         self.enable(res.v2_controllers())
-        j = Journal(update)
-        try:
-            self._apply(res, j, update)
-        except BaseException:
-            j.rollback()
-            raise
 
     def _apply(self, res, j, update):
         from .resources import cpu_max, shares_to_weight  # noqa: PLC0415
