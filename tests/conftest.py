@@ -188,6 +188,18 @@ def cid(request):
     return _ids(safe)
 
 
+def _cmdlines():
+    """(pid, cmdline bytes) of every process but this one."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                yield pid, f.read()
+        except OSError:
+            continue
+
+
 def _leftovers(runtime, tmp_path):
     problems = []
     try:
@@ -208,18 +220,8 @@ def _leftovers(runtime, tmp_path):
             # do not descend into other processes' deep trees more than needed
             if dirpath.count("/") > 8:
                 dirnames[:] = []
-    procs = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if any(cid.encode() in cmd for cid in runtime.ids) or str(tmp_path).encode() in cmd:
-            if int(pid) != os.getpid():
-                procs.append((pid, cmd[:120]))
+    procs = [(pid, cmd[:120]) for pid, cmd in _cmdlines()
+             if any(cid.encode() in cmd for cid in runtime.ids) or str(tmp_path).encode() in cmd]
     if procs:
         problems.append(f"processes left: {procs}")
     return problems
@@ -274,17 +276,9 @@ def _session_leftovers(basetemp):
                 dirnames.remove(d)
         if dirpath.count("/") > 8:
             dirnames[:] = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        # a container's init is a fork of the conch that made it: its cmdline has the id
-        if f"t{SESSION}-".encode() in cmd and int(pid) != os.getpid():
-            problems.append(f"process {pid}: {cmd[:80]!r}")
+    # a container's init is a fork of the conch that made it: its cmdline has the id
+    problems += [f"process {pid}: {cmd[:80]!r}" for pid, cmd in _cmdlines()
+                 if f"t{SESSION}-".encode() in cmd]
     return problems
 
 
