@@ -1,5 +1,8 @@
 """Small helpers shared by the test files (pytest puts tests/ on sys.path)."""
 
+import os
+import re
+import select
 import time
 
 
@@ -35,3 +38,22 @@ class SignalState:
 
     def status(self):
         return self._status
+
+
+def read_until(fd, pattern, timeout=10):
+    """Read fd (a pty master) until the bytes read match `pattern`; fail after timeout s."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, buf):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {pattern!r} in {buf!r}"
+        if select.select([fd], [], [], left)[0]:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            buf += data
+    assert re.search(pattern, buf), f"no {pattern!r} in {buf!r}"
+    return buf

@@ -14,7 +14,6 @@ import json
 import os
 import pty
 import re
-import select
 import shutil
 import signal
 import socket
@@ -24,7 +23,7 @@ import termios
 import time
 
 import pytest
-from helpers import state_record, wait_for
+from helpers import read_until, state_record, wait_for
 
 STATUS = "grep -E '^(Cap|NoNewPrivs|Groups|Uid|Gid)' /proc/self/status"
 FDS = "cd /proc/$$/fd && echo *"  # the shell's own fds (the glob's dir fd is the last)
@@ -190,24 +189,6 @@ def take_console(listener):
         assert conn.recv(1) == b""  # nothing after it
     assert os.isatty(master)
     return master
-
-
-def read_until(fd, pattern, timeout=10):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while not re.search(pattern, buf):
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {pattern!r} in {buf!r}"
-        if select.select([fd], [], [], left)[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            buf += data
-    assert re.search(pattern, buf), f"no {pattern!r} in {buf!r}"
-    return buf
 
 
 def set_winsize(fd, rows, cols):

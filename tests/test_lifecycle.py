@@ -12,14 +12,13 @@ import json
 import marshal
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
 import time
 
 import pytest
-from helpers import wait_for
+from helpers import read_until, wait_for
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 STATE_KEYS = {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"}
@@ -843,23 +842,6 @@ def recv_console(conn):
         a.frombytes(data[:len(data) - len(data) % a.itemsize])
         got.append(list(a))
     return msg, got, flags
-
-
-def read_until(fd, pattern, timeout=10):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while not re.search(pattern, buf):
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {pattern!r} in {buf!r}"
-        if select.select([fd], [], [], left)[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            buf += data
-    return buf
 
 
 def test_console_socket_gets_the_pty_master(conch, bg, make_bundle, cid, tmp_path):

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from conftest import REPO, SESSION, Runtime, _leftovers
+from conftest import Bundle
 from helpers import state_record, wait_for
 
 NAME = f"conchrl{SESSION}"
@@ -157,7 +158,7 @@ def _cmdlines(pids):
     return out
 
 
-class RBundle:
+class RBundle(Bundle):
     """A bundle in the user's home from `conch spec --rootless` run as the user."""
 
     def __init__(self, rt, rootfs, name, args):
@@ -173,20 +174,6 @@ class RBundle:
         self.config["process"]["terminal"] = False
         self.config["process"]["args"] = list(args)
         self.save()
-
-    @property
-    def process(self):
-        return self.config["process"]
-
-    @property
-    def linux(self):
-        return self.config["linux"]
-
-    def save(self):
-        p = os.path.join(self.path, "config.json")
-        with open(p, "w") as f:
-            json.dump(self.config, f, indent=2)
-        return self
 
     def host(self, path):
         return os.path.join(self.path, "rootfs", path.lstrip("/"))
